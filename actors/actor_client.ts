@@ -1,0 +1,342 @@
+/**
+ * The main-thread side of an actor: one long-lived Worker, supervised.
+ *
+ * - Calls get ids and a pending-reply entry with a deadline; an expired call rejects with
+ *   {@link ActorTimeoutError} (→ 504).
+ * - Calls issued in the same event-loop turn are sent as one `postMessage`: the hop is the
+ *   main cost of a cached read.
+ * - A worker that dies (uncaught error) is logged and restarted with backoff; its in-flight
+ *   calls fail at once with {@link BackendUnavailableError} (→ 503). Calls made while it
+ *   restarts wait for the new worker, bounded by their timeout.
+ */
+import {
+  ActorTimeoutError,
+  BackendUnavailableError,
+  deserializeError,
+  serializeError,
+} from "../lib/errors.ts";
+import { log } from "../lib/log.ts";
+import type { Settings } from "../lib/settings.ts";
+import type {
+  ActorEvent,
+  BackendStatus,
+  Call,
+  CallMap,
+  FromWorker,
+  MessageOf,
+  ToWorker,
+} from "./protocol.ts";
+
+export interface ActorClientOptions {
+  /** Actor name, used in logs and errors. */
+  name: string;
+  /** Worker module, e.g. `new URL("./config_worker.ts", import.meta.url)`. */
+  url: URL;
+  settings: Settings;
+  /** Default per-call timeout in ms (default `settings.ACTOR_CALL_TIMEOUT_MS`). */
+  timeoutMs?: number;
+  /** Options passed to the worker's `init` (tests use it). */
+  options?: Record<string, unknown>;
+  /** Called for each unsolicited event. */
+  onEvent?: (event: ActorEvent) => void;
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  deadline: number;
+  type: string;
+}
+
+const MAX_RESTART_DELAY_MS = 5_000;
+
+export class ActorClient<M extends CallMap> {
+  readonly name: string;
+  #opts: ActorClientOptions;
+  #timeoutMs: number;
+  #worker: Worker | null = null;
+  #ready = false;
+  #readyWaiters: (() => void)[] = [];
+  #stopping = false;
+  #nextId = 1;
+  #pending = new Map<number, Pending>();
+  /** Calls not yet posted: either batched for this turn or waiting for a (re)started worker. */
+  #queue: Call[] = [];
+  #flushScheduled = false;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #restartDelay = 100;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #restarts = 0;
+  #backends: BackendStatus[] = [];
+  #startedAt = 0;
+
+  constructor(opts: ActorClientOptions) {
+    this.name = opts.name;
+    this.#opts = opts;
+    this.#timeoutMs = opts.timeoutMs ?? opts.settings.ACTOR_CALL_TIMEOUT_MS;
+  }
+
+  /** How many times the worker was restarted after a crash. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Whether the worker is up and initialised. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Calls posted and not yet answered, plus calls queued. */
+  get queueDepth(): number {
+    return this.#pending.size;
+  }
+
+  /** Last backend states the actor reported. */
+  get backends(): BackendStatus[] {
+    return this.#backends;
+  }
+
+  /**
+   * Starts the worker and resolves when it has initialised.
+   * @throws {BackendUnavailableError} when the worker's init fails or does not finish in time.
+   */
+  async start(): Promise<void> {
+    this.#spawn();
+    await this.#waitReady(this.#timeoutMs * 2);
+  }
+
+  #spawn(): void {
+    const worker = new Worker(this.#opts.url, { type: "module", name: this.name });
+    this.#worker = worker;
+    this.#ready = false;
+    this.#startedAt = Date.now();
+    worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(worker, e.data);
+    worker.onerror = (e: ErrorEvent) => {
+      // Without preventDefault an uncaught worker error would terminate the whole process.
+      e.preventDefault();
+      this.#onCrash(worker, e.message || String(e.error));
+    };
+    worker.onmessageerror = () => this.#onCrash(worker, "message could not be deserialized");
+    this.#post(worker, {
+      kind: "init",
+      actor: this.name,
+      settings: this.#opts.settings,
+      options: this.#opts.options ?? {},
+    });
+  }
+
+  #waitReady(timeoutMs: number): Promise<void> {
+    if (this.#ready) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        const i = this.#readyWaiters.indexOf(done);
+        if (i >= 0) this.#readyWaiters.splice(i, 1);
+        reject(new BackendUnavailableError(this.name, `Actor ${this.name} did not start`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      this.#readyWaiters.push(done);
+    });
+  }
+
+  #onMessage(worker: Worker, m: FromWorker): void {
+    if (worker !== this.#worker) return;
+    switch (m.kind) {
+      case "replies":
+        for (const r of m.replies) {
+          const p = this.#pending.get(r.id);
+          if (!p) continue; // timed out already
+          this.#pending.delete(r.id);
+          if (r.ok) p.resolve(r.value);
+          else p.reject(deserializeError(r.error));
+        }
+        if (this.#pending.size === 0) this.#stopSweeper();
+        return;
+      case "ready":
+        this.#ready = true;
+        for (const w of this.#readyWaiters.splice(0)) w();
+        if (this.#queue.length > 0) this.#scheduleFlush();
+        return;
+      case "init_failed":
+        this.#onCrash(worker, `init failed: ${m.error.message}`);
+        return;
+      case "event":
+        if (m.event.type === "backend_status") this.#backends = m.event.backends;
+        this.#opts.onEvent?.(m.event);
+        return;
+      case "stopped":
+        return;
+      default: {
+        const never: never = m;
+        log.warn("actor sent an unknown message", { actor: this.name, m: never });
+      }
+    }
+  }
+
+  #onCrash(worker: Worker, reason: string): void {
+    if (worker !== this.#worker) return;
+    worker.terminate();
+    this.#worker = null;
+    this.#ready = false;
+    const failed = this.#pending.size;
+    const err = new BackendUnavailableError(
+      this.name,
+      `Actor ${this.name} crashed and is restarting`,
+    );
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+    this.#stopSweeper();
+    if (this.#stopping) return;
+    // Reset the backoff when the previous incarnation had been stable for a while.
+    if (Date.now() - this.#startedAt > 30_000) this.#restartDelay = 100;
+    log.error("actor crashed; restarting", {
+      actor: this.name,
+      reason,
+      failed_calls: failed,
+      restart_in_ms: this.#restartDelay,
+    });
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      this.#restarts++;
+      this.#spawn();
+    }, this.#restartDelay);
+    this.#restartDelay = Math.min(this.#restartDelay * 2, MAX_RESTART_DELAY_MS);
+    // Queued calls keep waiting for the new worker; the sweeper bounds their wait.
+    if (this.#queue.length > 0) this.#startSweeper();
+  }
+
+  /**
+   * Sends one message and resolves with the actor's reply.
+   * @throws {ActorTimeoutError} when no reply comes within the timeout.
+   * @throws {BackendUnavailableError} when the actor crashed or is stopped.
+   * @throws whatever domain error the actor replied with.
+   */
+  call<K extends keyof M & string>(
+    msg: { type: K } & M[K]["req"],
+    timeoutMs = this.#timeoutMs,
+  ): Promise<M[K]["res"]> {
+    if (this.#stopping) {
+      return Promise.reject(
+        new BackendUnavailableError(this.name, `Actor ${this.name} is stopping`),
+      );
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        deadline: Date.now() + timeoutMs,
+        type: msg.type,
+      });
+      this.#queue.push({ id, msg: msg as MessageOf<M> });
+      this.#startSweeper();
+      if (this.#ready) this.#scheduleFlush();
+    });
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // A microtask runs after every continuation already queued in this turn, so the calls
+    // of requests resolved together leave in one message.
+    queueMicrotask(this.#flush);
+  }
+
+  #flush = (): void => {
+    this.#flushScheduled = false;
+    if (!this.#ready || !this.#worker || this.#queue.length === 0) return;
+    const calls = this.#queue;
+    this.#queue = [];
+    this.#post(this.#worker, { kind: "calls", calls });
+  };
+
+  #post(worker: Worker, m: ToWorker): void {
+    try {
+      worker.postMessage(m);
+    } catch (err) {
+      // A message that cannot be cloned is a programming error: fail those calls, not the actor.
+      if (m.kind === "calls") {
+        for (const c of m.calls) {
+          const p = this.#pending.get(c.id);
+          this.#pending.delete(c.id);
+          p?.reject(deserializeError(serializeError(err)));
+        }
+      } else throw err;
+    }
+  }
+
+  #startSweeper(): void {
+    if (this.#sweeper !== undefined) return;
+    const every = Math.max(5, Math.min(100, Math.floor(this.#timeoutMs / 10)));
+    this.#sweeper = setInterval(() => this.#sweep(), every);
+  }
+
+  #stopSweeper(): void {
+    if (this.#sweeper === undefined || this.#queue.length > 0) return;
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [id, p] of this.#pending) {
+      if (p.deadline > now) continue;
+      this.#pending.delete(id);
+      const i = this.#queue.findIndex((c) => c.id === id);
+      if (i >= 0) this.#queue.splice(i, 1);
+      p.reject(new ActorTimeoutError(this.name, this.#timeoutMs));
+      log.warn("actor call timed out", { actor: this.name, type: p.type });
+    }
+    if (this.#pending.size === 0) this.#stopSweeper();
+  }
+
+  /**
+   * Graceful stop: no new calls, wait for in-flight replies (bounded), let the worker close
+   * its backend sessions, then terminate it.
+   */
+  async stop(deadlineMs = 5_000): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
+    const end = Date.now() + deadlineMs;
+    while (this.#pending.size > 0 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const worker = this.#worker;
+    if (worker) {
+      const stopped = new Promise<void>((resolve) => {
+        const prev = worker.onmessage;
+        worker.onmessage = (e: MessageEvent<FromWorker>) => {
+          if (e.data.kind === "stopped") resolve();
+          else prev?.call(worker, e);
+        };
+        worker.onerror = (e) => {
+          e.preventDefault();
+          resolve();
+        };
+      });
+      this.#post(worker, { kind: "stop" });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        stopped,
+        new Promise((r) => timer = setTimeout(r, Math.max(0, end - Date.now()))),
+      ]);
+      clearTimeout(timer);
+      worker.terminate();
+    }
+    this.#worker = null;
+    this.#ready = false;
+    const err = new BackendUnavailableError(this.name, `Actor ${this.name} stopped`);
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+    this.#queue = [];
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}

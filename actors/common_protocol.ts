@@ -1,0 +1,13 @@
+/** Messages every actor answers. Types only. */
+import type { BackendStatus } from "./protocol.ts";
+
+type NoFields = Record<never, never>;
+
+export type CommonCalls = {
+  /** Liveness of the actor itself; answered without touching a backend. */
+  ping: { req: NoFields; res: { actor: string; ok: true } };
+  /** Probes the actor's backends now. */
+  status: { req: NoFields; res: BackendStatus[] };
+  /** Self-message: periodic probe of the backends. */
+  probe: { req: NoFields; res: BackendStatus[] };
+};

@@ -1,0 +1,4 @@
+/** ConfigActor messages. Types only. */
+import type { CommonCalls } from "./common_protocol.ts";
+
+export type ConfigCalls = CommonCalls;

@@ -1,0 +1,4 @@
+/** FlagActor messages. Types only. */
+import type { CommonCalls } from "./common_protocol.ts";
+
+export type FlagCalls = CommonCalls;

@@ -1,0 +1,56 @@
+/**
+ * The wire protocol between an actor client (main thread) and its worker. Types only.
+ * Calls issued in one event-loop turn travel together in one `calls` message; the worker
+ * answers with `replies` batches carrying each call's `id`.
+ */
+import type { SerializedError } from "../lib/errors.ts";
+import type { Settings } from "../lib/settings.ts";
+
+/** A request map: message type → its request fields and its reply value. */
+export type CallMap = Record<string, { req: Record<string, unknown>; res: unknown }>;
+
+/** The discriminated union of request messages of a call map, tagged by `type`. */
+export type MessageOf<M extends CallMap> = {
+  [K in keyof M & string]: { type: K } & M[K]["req"];
+}[keyof M & string];
+
+export interface Call {
+  id: number;
+  msg: { type: string };
+}
+
+export type Reply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: SerializedError };
+
+/** Main thread → worker. */
+export type ToWorker =
+  | { kind: "init"; actor: string; settings: Settings; options: Record<string, unknown> }
+  | { kind: "calls"; calls: Call[] }
+  | { kind: "stop" };
+
+/** Worker → main thread. */
+export type FromWorker =
+  | { kind: "ready" }
+  | { kind: "init_failed"; error: SerializedError }
+  | { kind: "replies"; replies: Reply[] }
+  | { kind: "event"; event: ActorEvent }
+  | { kind: "stopped" };
+
+/** State of one backend as an actor sees it; feeds `/health`. */
+export interface BackendStatus {
+  /** Concern: storage, cache, registry, events, flags. */
+  name: string;
+  /** Implementation: sqlite, postgres, redis, memory, zookeeper, embedded, kafka, none, unleash, file. */
+  kind: string;
+  status: "up" | "down" | "disabled";
+  /** Round trip of the last probe, in milliseconds. */
+  latency_ms?: number;
+  /** Why it is down (never contains credentials). */
+  error?: string;
+  /** ISO time of the last probe. */
+  checked_at?: string;
+}
+
+/** Unsolicited messages from an actor. */
+export type ActorEvent = { type: "backend_status"; backends: BackendStatus[] };

@@ -1,0 +1,48 @@
+/** Redis through `npm:ioredis`. */
+import { Redis } from "ioredis";
+import type { Settings } from "../settings.ts";
+import type { BackendProbe } from "../backend.ts";
+import { log } from "../log.ts";
+
+/**
+ * A client that fails fast while Redis is away (no offline queue, one retry per command)
+ * and keeps reconnecting in the background: Redis is a cache here, never a dependency
+ * a request waits on.
+ */
+export function createRedis(s: Settings, name = "config-service"): Redis {
+  const r = new Redis({
+    host: s.REDIS_HOST,
+    port: s.REDIS_PORT,
+    password: s.REDIS_PASSWORD || undefined,
+    db: s.REDIS_DB,
+    connectionName: name,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(100 * 2 ** times, 2_000),
+  });
+  let lastError = "";
+  r.on("error", (err: Error) => {
+    // ioredis emits an error per failed reconnect attempt; log each distinct one once.
+    if (err.message !== lastError) {
+      lastError = err.message;
+      log.warn("redis error", { error: err.message });
+    }
+  });
+  r.on("ready", () => {
+    lastError = "";
+  });
+  return r;
+}
+
+export function redisProbe(r: Redis): BackendProbe {
+  return {
+    name: "cache",
+    kind: "redis",
+    async check() {
+      if (r.status === "wait") await r.connect();
+      await r.ping();
+    },
+  };
+}

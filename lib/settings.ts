@@ -1,0 +1,228 @@
+/**
+ * Settings: every environment variable of the seed's Configuration section plus ours,
+ * parsed once at start with zod. Empty strings count as unset. A backend is used when its
+ * variable is set; unset means the embedded default (SQLite, in-process registry, flags file).
+ */
+import { z } from "zod";
+
+const bool = (def: boolean) =>
+  z.string().optional().transform((v, ctx) => {
+    if (v === undefined) return def;
+    const s = v.trim().toLowerCase();
+    if (["true", "1", "yes", "on"].includes(s)) return true;
+    if (["false", "0", "no", "off"].includes(s)) return false;
+    ctx.addIssue({ code: "custom", message: `must be true or false (got "${v}")` });
+    return z.NEVER;
+  });
+
+const num = (def: number, opts: { min?: number; max?: number; int?: boolean } = {}) =>
+  z.string().optional().transform((v, ctx) => {
+    if (v === undefined) return def;
+    const n = Number(v.trim());
+    const kind = opts.int ? "an integer" : "a number";
+    const range = `${opts.min ?? "-∞"}–${opts.max ?? "∞"}`;
+    if (
+      v.trim() === "" || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) ||
+      (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)
+    ) {
+      ctx.addIssue({ code: "custom", message: `must be ${kind} in ${range} (got "${v}")` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const str = (def: string) => z.string().optional().transform((v) => v ?? def);
+const optStr = () => z.string().optional();
+const list = (def: string) =>
+  z.string().optional().transform((v) =>
+    (v ?? def).split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+  );
+const url = (protocols: string[]) =>
+  z.string().optional().refine(
+    (v) => {
+      if (v === undefined) return true;
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL (${protocols.join(" or ")})` },
+  );
+
+/** `name=value,name=value` → map; used for per-environment Unleash tokens. */
+const pairs = () =>
+  z.string().optional().transform((v, ctx) => {
+    const out: Record<string, string> = {};
+    for (const part of (v ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
+      const i = part.indexOf("=");
+      if (i <= 0) {
+        ctx.addIssue({ code: "custom", message: `must be name=value pairs (got "${part}")` });
+        return z.NEVER;
+      }
+      out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+    }
+    return out;
+  });
+
+const schema = z.object({
+  // Service
+  SERVICE_NAME: str("config-service"),
+  SERVICE_HOST: str("0.0.0.0"),
+  SERVICE_PORT: num(8082, { min: 0, max: 65535, int: true }),
+  SERVICE_INSTANCE_ID: str("config-service-1"),
+  LOG_LEVEL: z.string().optional().transform((v, ctx) => {
+    const s = (v ?? "INFO").trim().toUpperCase();
+    const map: Record<string, "debug" | "info" | "warn" | "error"> = {
+      DEBUG: "debug",
+      INFO: "info",
+      WARN: "warn",
+      WARNING: "warn",
+      ERROR: "error",
+      CRITICAL: "error",
+    };
+    if (!map[s]) {
+      ctx.addIssue({ code: "custom", message: `must be DEBUG, INFO, WARNING or ERROR` });
+      return z.NEVER;
+    }
+    return map[s];
+  }),
+  DATA_DIR: str("./data"),
+  SHUTDOWN_TIMEOUT: num(10, { min: 0, max: 300 }),
+  ACTOR_CALL_TIMEOUT_MS: num(5000, { min: 1, max: 600_000, int: true }),
+
+  // Storage
+  DATABASE_URL: url(["postgres:", "postgresql:", "postgresql+asyncpg:"]),
+  DATABASE_POOL_SIZE: num(10, { min: 1, max: 200, int: true }),
+
+  // Redis
+  REDIS_HOST: optStr(),
+  REDIS_PORT: num(6379, { min: 1, max: 65535, int: true }),
+  REDIS_PASSWORD: optStr(),
+  REDIS_DB: num(0, { min: 0, max: 15, int: true }),
+
+  // ZooKeeper
+  ZOOKEEPER_HOSTS: optStr(),
+  ZOOKEEPER_BASE_PATH: z.string().optional().transform((v) => v ?? "/services").refine(
+    (v) => v.startsWith("/") && !v.endsWith("/") || v === "/",
+    { message: "must be an absolute ZooKeeper path such as /services" },
+  ),
+  ZOOKEEPER_CONNECTION_TIMEOUT: num(10, { min: 0.1, max: 600 }),
+  ZOOKEEPER_SESSION_TIMEOUT: num(30, { min: 1, max: 600 }),
+
+  // Kafka
+  KAFKA_BOOTSTRAP_SERVERS: optStr(),
+  KAFKA_TOPIC_CONFIG_UPDATES: str("config-updates"),
+  FEATURE_FLAG_KAFKA_TOPIC: str("feature-flag-events"),
+  REGISTRY_KAFKA_TOPIC: str("service-registry-events"),
+
+  // Service registry and health monitoring
+  SERVICE_REGISTRY_ENABLED: bool(true),
+  SERVICE_HEALTH_CHECK_ENABLED: bool(true),
+  SERVICE_HEALTH_CHECK_INTERVAL: num(30, { min: 0.1, max: 86_400 }),
+  SERVICE_DEREGISTER_AFTER: num(600, { min: 0, max: 31_536_000 }),
+  HEALTH_CHECK_TIMEOUT: num(3, { min: 0.01, max: 600 }),
+  HEALTH_CHECK_MAX_RETRIES: num(3, { min: 0, max: 100, int: true }),
+  HEALTH_CHECK_INITIAL_RETRY_DELAY: num(1, { min: 0, max: 3600 }),
+  HEALTH_CHECK_MAX_RETRY_DELAY: num(30, { min: 0, max: 3600 }),
+  HEALTH_CHECK_RETRY_BACKOFF: num(2, { min: 1, max: 100 }),
+  HEALTH_CHECK_ADDITIONAL_ENDPOINTS: list("/ready,/live"),
+  HEALTH_CHECK_CONCURRENCY: num(32, { min: 1, max: 10_000, int: true }),
+  HEALTH_CHECK_ALLOWED_NETWORKS: list(""),
+
+  // Unleash
+  UNLEASH_URL: url(["http:", "https:"]),
+  UNLEASH_APP_NAME: str("config-service"),
+  UNLEASH_INSTANCE_ID: str("config-service-1"),
+  UNLEASH_API_TOKEN: optStr(),
+  UNLEASH_CLIENT_TOKENS: pairs(),
+  UNLEASH_ENVIRONMENT: optStr(),
+  UNLEASH_REFRESH_INTERVAL: num(15, { min: 0.1, max: 86_400 }),
+  UNLEASH_METRICS_INTERVAL: num(60, { min: 1, max: 86_400 }),
+  UNLEASH_DISABLE_METRICS: bool(false),
+  UNLEASH_AUTO_SYNC_ENABLED: bool(true),
+  UNLEASH_AUTO_SYNC_ON_STARTUP: bool(false),
+  UNLEASH_SYNC_INTERVAL: num(30, { min: 0.1, max: 86_400 }),
+  UNLEASH_SYNC_ENVIRONMENTS: list(""),
+  FLAGS_FILE: optStr(),
+
+  // Feature flags
+  FEATURE_FLAG_CACHE_TTL: num(300, { min: 0, max: 31_536_000, int: true }),
+  FEATURE_FLAG_FALLBACK_ENABLED: bool(true),
+
+  // Environments
+  SUPPORTED_ENVIRONMENTS: list("development,staging,production").refine(
+    (l) => l.length > 0,
+    { message: "must name at least one environment" },
+  ),
+  DEFAULT_ENVIRONMENT: str("development"),
+
+  // Configuration entries
+  CONFIG_MAX_VALUE_BYTES: num(262_144, { min: 1, max: 1_048_576, int: true }),
+  CONFIG_CACHE_MAX_ENTRIES: num(100_000, { min: 0, max: 10_000_000, int: true }),
+  CONFIG_CHANGELOG_RETENTION: num(86_400, { min: 0, max: 31_536_000 }),
+  CONFIG_ENCRYPTION_KEY: optStr(),
+
+  // Security
+  AUTH_REQUIRED: bool(false),
+  API_TOKENS_FILE: optStr(),
+  API_TOKENS: optStr(),
+  RATE_LIMIT_PER_MINUTE: num(0, { min: 0, max: 10_000_000, int: true }),
+}).superRefine((s, ctx) => {
+  if (!s.SUPPORTED_ENVIRONMENTS.includes(s.DEFAULT_ENVIRONMENT)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["DEFAULT_ENVIRONMENT"],
+      message: `must be one of SUPPORTED_ENVIRONMENTS (${s.SUPPORTED_ENVIRONMENTS.join(", ")})`,
+    });
+  }
+});
+
+/** Parsed settings; keys are the environment variable names. */
+export type Settings = z.output<typeof schema>;
+
+/** The variables {@link loadSettings} reads, in documentation order. */
+export const SETTING_NAMES = Object.keys(schema.shape) as (keyof Settings)[];
+
+/** Thrown when an environment variable has an invalid value; names every bad variable. */
+export class SettingsError extends Error {
+  override readonly name = "SettingsError";
+  readonly variables: string[];
+  constructor(issues: { variable: string; message: string }[]) {
+    super(
+      "Invalid configuration: " +
+        issues.map((i) => `${i.variable} ${i.message}`).join("; "),
+    );
+    this.variables = issues.map((i) => i.variable);
+  }
+}
+
+/**
+ * Parses settings from an environment map (normally `Deno.env.toObject()`).
+ * @throws {SettingsError} naming each variable whose value is not of the expected form.
+ */
+export function loadSettings(env: Record<string, string | undefined>): Settings {
+  const input: Record<string, string | undefined> = {};
+  for (const name of SETTING_NAMES) {
+    const v = env[name];
+    input[name] = v === undefined || v.trim() === "" ? undefined : v;
+  }
+  const r = schema.safeParse(input);
+  if (!r.success) {
+    throw new SettingsError(
+      r.error.issues.map((i) => ({ variable: String(i.path[0] ?? "?"), message: i.message })),
+    );
+  }
+  return r.data;
+}
+
+/** Which backend implementation each concern uses, derived from the settings. */
+export function backendKinds(s: Settings) {
+  return {
+    storage: s.DATABASE_URL ? "postgres" : "sqlite",
+    cache: s.REDIS_HOST ? "redis" : "memory",
+    registry: s.ZOOKEEPER_HOSTS ? "zookeeper" : "embedded",
+    events: s.KAFKA_BOOTSTRAP_SERVERS ? "kafka" : "none",
+    flags: s.UNLEASH_URL ? "unleash" : "file",
+  } as const;
+}

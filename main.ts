@@ -1,0 +1,80 @@
+/**
+ * config-service entry point: loads settings, starts the actors, mounts the routes, serves,
+ * and drains on SIGTERM/SIGINT. Wiring only.
+ */
+import { ConfigClient } from "./actors/config_client.ts";
+import { FlagClient } from "./actors/flags_client.ts";
+import { HealthClient } from "./actors/health_client.ts";
+import { RegistryClient } from "./actors/registry_client.ts";
+import { log } from "./lib/log.ts";
+import { backendKinds, loadSettings, type Settings, SettingsError } from "./lib/settings.ts";
+import { buildApp } from "./routes/app.ts";
+
+async function main(): Promise<void> {
+  let settings: Settings;
+  try {
+    settings = loadSettings(Deno.env.toObject());
+  } catch (err) {
+    if (err instanceof SettingsError) {
+      console.error(`config-service: ${err.message}`);
+      Deno.exit(2);
+    }
+    throw err;
+  }
+  log.setLevel(settings.LOG_LEVEL);
+  const startedAt = Date.now();
+  const common = { settings };
+  const actors = {
+    config: new ConfigClient(common),
+    registry: new RegistryClient(common),
+    health: new HealthClient(common),
+    flags: new FlagClient(common),
+  };
+  await Promise.all(Object.values(actors).map((a) => a.start()));
+
+  if (!settings.API_TOKENS && !settings.API_TOKENS_FILE) {
+    log.warn(
+      "AUTHENTICATION IS OFF: no API_TOKENS or API_TOKENS_FILE configured; anyone who can " +
+        "reach this port can read and change configuration",
+    );
+  }
+
+  const app = buildApp({ settings, actors, startedAt });
+  const server = Deno.serve({
+    hostname: settings.SERVICE_HOST,
+    port: settings.SERVICE_PORT,
+    onListen: ({ hostname, port }) =>
+      log.info("config-service listening", {
+        host: hostname,
+        port,
+        instance_id: settings.SERVICE_INSTANCE_ID,
+        backends: backendKinds(settings),
+        data_dir: settings.DATA_DIR,
+      }),
+  }, app.fetch);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    const deadline = settings.SHUTDOWN_TIMEOUT * 1000;
+    const hardStop = setTimeout(() => {
+      log.error("shutdown did not finish in time; exiting", {
+        timeout_s: settings.SHUTDOWN_TIMEOUT,
+      });
+      Deno.exit(1);
+    }, deadline);
+    // Stop accepting and let in-flight requests finish, then close the actors' sessions.
+    await server.shutdown();
+    await Promise.all(Object.values(actors).map((a) => a.stop(Math.max(1_000, deadline / 2))));
+    clearTimeout(hardStop);
+    log.info("stopped");
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
+  Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
+  await server.finished;
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,39 @@
+/**
+ * The one way routes are made: an OpenAPIHono whose validation failures become a
+ * {@link ValidationError} naming every failing field (→ 400 problem+json).
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { ZodError } from "zod";
+import { type FieldError, ValidationError } from "../lib/errors.ts";
+
+/** Hono's name for a validation target → where the field is, in problem documents. */
+const WHERE: Record<string, string> = {
+  json: "body",
+  form: "body",
+  query: "query",
+  param: "path",
+  header: "header",
+  cookie: "cookie",
+};
+
+/** Flattens a ZodError into one entry per failing field. */
+export function fieldErrors(error: ZodError, target: string): FieldError[] {
+  const where = WHERE[target] ?? target;
+  return error.issues.map((i) => ({
+    field: i.path.length > 0 ? i.path.join(".") : where,
+    in: where,
+    message: i.message,
+  }));
+}
+
+export type AppEnv = { Variables: { requestId: string } };
+
+export function newRouter(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        throw new ValidationError(fieldErrors(result.error, result.target));
+      }
+    },
+  });
+}
