@@ -97,12 +97,13 @@ export class ActorClient<M extends CallMap> {
   }
 
   /**
-   * Starts the worker and resolves when it has initialised.
+   * Starts the worker and resolves when it has initialised (module loading included, hence
+   * its own timeout, independent of the per-call one).
    * @throws {BackendUnavailableError} when the worker's init fails or does not finish in time.
    */
-  async start(): Promise<void> {
+  async start(timeoutMs = 30_000): Promise<void> {
     this.#spawn();
-    await this.#waitReady(this.#timeoutMs * 2);
+    await this.#waitReady(timeoutMs);
   }
 
   #spawn(): void {

@@ -168,14 +168,6 @@ const schema = z.object({
   API_TOKENS_FILE: optStr(),
   API_TOKENS: optStr(),
   RATE_LIMIT_PER_MINUTE: num(0, { min: 0, max: 10_000_000, int: true }),
-}).superRefine((s, ctx) => {
-  if (!s.SUPPORTED_ENVIRONMENTS.includes(s.DEFAULT_ENVIRONMENT)) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["DEFAULT_ENVIRONMENT"],
-      message: `must be one of SUPPORTED_ENVIRONMENTS (${s.SUPPORTED_ENVIRONMENTS.join(", ")})`,
-    });
-  }
 });
 
 /** Parsed settings; keys are the environment variable names. */
@@ -208,11 +200,20 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
     input[name] = v === undefined || v.trim() === "" ? undefined : v;
   }
   const r = schema.safeParse(input);
-  if (!r.success) {
-    throw new SettingsError(
-      r.error.issues.map((i) => ({ variable: String(i.path[0] ?? "?"), message: i.message })),
-    );
+  const issues = r.success
+    ? []
+    : r.error.issues.map((i) => ({ variable: String(i.path[0] ?? "?"), message: i.message }));
+  // Cross-field rule, checked on the raw values so it is reported with the field errors.
+  const envs = (input.SUPPORTED_ENVIRONMENTS ?? "development,staging,production")
+    .split(",").map((e) => e.trim()).filter(Boolean);
+  const def = input.DEFAULT_ENVIRONMENT ?? "development";
+  if (envs.length > 0 && !envs.includes(def)) {
+    issues.push({
+      variable: "DEFAULT_ENVIRONMENT",
+      message: `must be one of SUPPORTED_ENVIRONMENTS (${envs.join(", ")})`,
+    });
   }
+  if (!r.success || issues.length > 0) throw new SettingsError(issues);
   return r.data;
 }
 

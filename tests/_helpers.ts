@@ -1,0 +1,106 @@
+/**
+ * Test helpers: temporary settings, a running embedded actor set, and the gate that runs a
+ * real-server suite only when its variables are set (and fails in CI when they are not).
+ */
+import { ConfigClient } from "../actors/config_client.ts";
+import { FlagClient } from "../actors/flags_client.ts";
+import { HealthClient } from "../actors/health_client.ts";
+import { RegistryClient } from "../actors/registry_client.ts";
+import { log } from "../lib/log.ts";
+import { loadSettings, type Settings } from "../lib/settings.ts";
+import { buildApp } from "../routes/app.ts";
+
+/** Captured log lines of this test process (the logger writes here instead of stdout). */
+export const capturedLog: string[] = [];
+log.setSink((line) => capturedLog.push(line));
+
+/** Environment variables naming the real backends; removed for embedded-only tests. */
+export const BACKEND_VARS = [
+  "DATABASE_URL",
+  "REDIS_HOST",
+  "ZOOKEEPER_HOSTS",
+  "KAFKA_BOOTSTRAP_SERVERS",
+  "UNLEASH_URL",
+];
+
+/** Settings on the embedded defaults with a fresh DATA_DIR, plus overrides. */
+export function embeddedSettings(over: Record<string, string> = {}): Settings {
+  const dir = Deno.makeTempDirSync({ prefix: "cs-test-" });
+  return loadSettings({ DATA_DIR: dir, LOG_LEVEL: "WARNING", ...over });
+}
+
+/** Settings from the real environment (the stack's exports) plus overrides. */
+export function stackSettings(over: Record<string, string> = {}): Settings {
+  const dir = Deno.makeTempDirSync({ prefix: "cs-test-" });
+  return loadSettings({ ...Deno.env.toObject(), DATA_DIR: dir, LOG_LEVEL: "WARNING", ...over });
+}
+
+/** Starts the four actors and builds the app; dispose to stop them. */
+export async function startService(settings: Settings) {
+  const actors = {
+    config: new ConfigClient({ settings }),
+    registry: new RegistryClient({ settings }),
+    health: new HealthClient({ settings }),
+    flags: new FlagClient({ settings }),
+  };
+  await Promise.all(Object.values(actors).map((a) => a.start()));
+  const app = buildApp({ settings, actors, startedAt: Date.now() });
+  return {
+    app,
+    actors,
+    settings,
+    async [Symbol.asyncDispose]() {
+      await Promise.all(Object.values(actors).map((a) => a.stop()));
+    },
+  };
+}
+
+const announced = new Set<string>();
+
+/**
+ * Registers `fn` as a test that needs a real server. When one of `vars` is unset it prints
+ * one line saying the suite did not run; with `CI=true` that is a failing test instead.
+ */
+export function serverTest(
+  suite: string,
+  vars: string[],
+  name: string,
+  fn: () => Promise<void>,
+): void {
+  const missing = vars.filter((v) => !Deno.env.get(v));
+  if (missing.length === 0) {
+    Deno.test({ name: `${suite}: ${name}`, fn, sanitizeOps: false, sanitizeResources: false });
+    return;
+  }
+  if (Deno.env.get("CI") === "true") {
+    Deno.test(`${suite}: ${name}`, () => {
+      throw new Error(`${suite} server not configured (${missing.join(", ")} unset) but CI=true`);
+    });
+    return;
+  }
+  if (!announced.has(suite)) {
+    announced.add(suite);
+    console.log(`SKIPPED ${suite} suite: ${missing.join(", ")} not set (run scripts/stack.sh up)`);
+  }
+  Deno.test({ name: `${suite}: ${name}`, ignore: true, fn });
+}
+
+/** Polls `fn` until it returns truthy or `timeoutMs` passes. */
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  timeoutMs = 5_000,
+  what = "condition",
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
+}
