@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     hostname: settings.SERVICE_HOST,
     port: settings.SERVICE_PORT,
     onListen: ({ hostname, port }) =>
-      log.info("config-service listening", {
+      log.lifecycle("config-service listening", {
         host: hostname,
         port,
         instance_id: settings.SERVICE_INSTANCE_ID,
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info("shutting down", { signal });
+    log.lifecycle("shutting down", { signal });
     const deadline = settings.SHUTDOWN_TIMEOUT * 1000;
     const hardStop = setTimeout(() => {
       log.error("shutdown did not finish in time; exiting", {
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     await server.shutdown();
     await Promise.all(Object.values(actors).map((a) => a.stop(Math.max(1_000, deadline / 2))));
     clearTimeout(hardStop);
-    log.info("stopped");
+    log.lifecycle("stopped");
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));

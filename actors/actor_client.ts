@@ -9,6 +9,7 @@
  *   calls fail at once with {@link BackendUnavailableError} (→ 503). Calls made while it
  *   restarts wait for the new worker, bounded by their timeout.
  */
+import { setImmediate } from "node:timers";
 import {
   ActorTimeoutError,
   BackendUnavailableError,
@@ -153,7 +154,7 @@ export class ActorClient<M extends CallMap> {
           if (r.ok) p.resolve(r.value);
           else p.reject(deserializeError(r.error));
         }
-        if (this.#pending.size === 0) this.#stopSweeper();
+        // The sweeper stops itself once it finds nothing pending: no timer churn per batch.
         return;
       case "ready":
         this.#ready = true;
@@ -188,7 +189,6 @@ export class ActorClient<M extends CallMap> {
     );
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
-    this.#stopSweeper();
     if (this.#stopping) return;
     // Reset the backoff when the previous incarnation had been stable for a while.
     if (Date.now() - this.#startedAt > 30_000) this.#restartDelay = 100;
@@ -240,9 +240,14 @@ export class ActorClient<M extends CallMap> {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    // A microtask runs after every continuation already queued in this turn, so the calls
-    // of requests resolved together leave in one message.
-    queueMicrotask(this.#flush);
+    if (this.#pending.size > this.#queue.length) {
+      // Calls are in flight, so the actor is busy anyway: wait for the end of this
+      // event-loop turn and send every call it made in one message.
+      setImmediate(this.#flush);
+    } else {
+      // Idle: send at once (after the current microtasks), adding no latency.
+      queueMicrotask(this.#flush);
+    }
   }
 
   #flush = (): void => {

@@ -38,6 +38,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     c.set("requestId", id);
     await next();
     c.res.headers.set("x-request-id", id);
+    if (!log.enabled("info")) return;
     log.info("request", {
       method: c.req.method,
       route: c.req.routePath,

@@ -1,0 +1,52 @@
+/** Runs wrk against a URL and parses req/s and latency percentiles from its output. */
+
+export interface WrkResult {
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+}
+
+export interface WrkOptions {
+  durationS: number;
+  connections: number;
+  threads: number;
+  /** Optional wrk Lua script (for POST bodies). */
+  script?: string;
+}
+
+function ms(v: string, unit: string): number {
+  const n = Number(v);
+  return unit === "us" ? n / 1000 : unit === "s" ? n * 1000 : n;
+}
+
+/**
+ * @throws {Error} when wrk is missing (install: `apt-get install -y wrk`) or fails.
+ */
+export async function wrk(url: string, o: WrkOptions): Promise<WrkResult> {
+  const args = [
+    `-t${o.threads}`,
+    `-c${o.connections}`,
+    `-d${o.durationS}s`,
+    "--latency",
+    ...(o.script ? ["-s", o.script] : []),
+    url,
+  ];
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command("wrk", { args, stdout: "piped", stderr: "piped" }).output();
+  } catch (err) {
+    throw new Error(`wrk is not installed (apt-get install -y wrk): ${err}`);
+  }
+  const text = new TextDecoder().decode(out.stdout);
+  if (out.code !== 0) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
+  const pct = (p: string) => {
+    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(text);
+    return m ? ms(m[1], m[2]) : NaN;
+  };
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const errors = non2xx + (sockErr ? sockErr.slice(1).map(Number).reduce((a, b) => a + b, 0) : 0);
+  return { rps, p50_ms: pct("50"), p99_ms: pct("99"), errors };
+}
