@@ -6,9 +6,6 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
     super({ ...opts, name: "config", url: new URL("./config_worker.ts", import.meta.url) });
   }
-  ping() {
-    return this.call({ type: "ping" });
-  }
   status() {
     return this.call({ type: "status" });
   }

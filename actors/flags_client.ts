@@ -6,9 +6,6 @@ export class FlagClient extends ActorClient<FlagCalls> {
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
     super({ ...opts, name: "flags", url: new URL("./flags_worker.ts", import.meta.url) });
   }
-  ping() {
-    return this.call({ type: "ping" });
-  }
   status() {
     return this.call({ type: "status" });
   }

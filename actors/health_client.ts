@@ -6,7 +6,4 @@ export class HealthClient extends ActorClient<HealthCalls> {
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
     super({ ...opts, name: "health", url: new URL("./health_worker.ts", import.meta.url) });
   }
-  ping() {
-    return this.call({ type: "ping" });
-  }
 }

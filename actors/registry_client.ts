@@ -6,9 +6,6 @@ export class RegistryClient extends ActorClient<RegistryCalls> {
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
     super({ ...opts, name: "registry", url: new URL("./registry_worker.ts", import.meta.url) });
   }
-  ping() {
-    return this.call({ type: "ping" });
-  }
   status() {
     return this.call({ type: "status" });
   }

@@ -26,7 +26,8 @@ export function fieldErrors(error: ZodError, target: string): FieldError[] {
   }));
 }
 
-export type AppEnv = { Variables: { requestId: string } };
+/** `requestId` is handed in by the fetch wrapper of routes/app.ts. */
+export type AppEnv = { Bindings: { requestId: string } };
 
 export function newRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({

@@ -69,3 +69,16 @@ Deno.test("ActorClient.stop() rejects later calls with BackendUnavailableError",
   await a.stop();
   await assert.rejects(a.call({ type: "echo", value: 1 }), BackendUnavailableError);
 });
+
+Deno.test("ActorClient.ping() shares round trips between concurrent callers, each joining a new one", async () => {
+  await using a = echoActor();
+  await a.start();
+  const before = await a.call({ type: "count" });
+  await Promise.all(Array.from({ length: 200 }, () => a.ping()));
+  const after = await a.call({ type: "count" });
+  // One round trip already under way plus at most one after it, not one per caller.
+  assert.ok(after - before - 1 <= 2, `${after - before - 1} pings for 200 callers`);
+  // A ping made after a round trip completed starts a new one.
+  await a.ping();
+  assert.equal(await a.call({ type: "count" }), after + 2);
+});
