@@ -9,6 +9,7 @@ import { RegistryClient } from "./actors/registry_client.ts";
 import { log } from "./lib/log.ts";
 import { backendKinds, loadSettings, type Settings, SettingsError } from "./lib/settings.ts";
 import { buildApp } from "./routes/app.ts";
+import { WatchHub } from "./lib/config/watch_hub.ts";
 
 async function main(): Promise<void> {
   let settings: Settings;
@@ -24,13 +25,20 @@ async function main(): Promise<void> {
   log.setLevel(settings.LOG_LEVEL);
   const startedAt = Date.now();
   const common = { settings };
+  const hub = new WatchHub();
   const actors = {
-    config: new ConfigClient(common),
+    config: new ConfigClient({
+      settings,
+      onEvent: (e) => {
+        if (e.type === "config_changes") hub.publish(e.changes);
+      },
+    }),
     registry: new RegistryClient(common),
     health: new HealthClient(common),
     flags: new FlagClient(common),
   };
   await Promise.all(Object.values(actors).map((a) => a.start()));
+  hub.lastSeq = await actors.config.index();
 
   if (!settings.API_TOKENS && !settings.API_TOKENS_FILE) {
     log.warn(
@@ -39,7 +47,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const app = buildApp({ settings, actors, startedAt });
+  const app = buildApp({ settings, actors, startedAt, config: actors.config, hub });
   const server = Deno.serve({
     hostname: settings.SERVICE_HOST,
     port: settings.SERVICE_PORT,
@@ -65,8 +73,11 @@ async function main(): Promise<void> {
       });
       Deno.exit(1);
     }, deadline);
-    // Stop accepting and let in-flight requests finish, then close the actors' sessions.
-    await server.shutdown();
+    // Stop accepting, end watch streams and long polls, let in-flight requests finish,
+    // then close the actors' sessions.
+    const drained = server.shutdown();
+    hub.close();
+    await drained;
     await Promise.all(Object.values(actors).map((a) => a.stop(Math.max(1_000, deadline / 2))));
     clearTimeout(hardStop);
     log.lifecycle("stopped");

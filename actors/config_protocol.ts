@@ -1,4 +1,78 @@
 /** ConfigActor messages. Types only. */
 import type { CommonCalls } from "./common_protocol.ts";
+import type { ChangeView, EntryId } from "../lib/config/model.ts";
 
-export type ConfigCalls = CommonCalls;
+type NoFields = Record<never, never>;
+
+/** A GET answer: the JSON document, its ETag, and whether it came from cache while the
+ * store is down. */
+export interface GetReply {
+  body: string;
+  etag: string;
+  stale: boolean;
+}
+
+/** A write answer: the entry document (masked), its ETag, and the change sequence. */
+export interface WriteReply {
+  entry: Record<string, unknown>;
+  etag: string;
+  seq: number;
+}
+
+export type ConfigCalls = CommonCalls & {
+  /** Resolves service → global. Throws NotFoundError. */
+  get: { req: { id: EntryId }; res: GetReply };
+  /** key → value of the keys found (service scope first, then global). */
+  bulk: {
+    req: { environment: string; service: string; keys: string[] };
+    res: Record<string, unknown>;
+  };
+  list: {
+    req: {
+      environment?: string;
+      service?: string;
+      keys?: string[];
+      limit: number;
+      offset: number;
+    };
+    res: { items: Record<string, unknown>[]; index: number };
+  };
+  create: {
+    req: { id: EntryId; value: string; secret: boolean; description: string | null; by: string };
+    res: WriteReply;
+  };
+  update: {
+    req: {
+      id: EntryId;
+      value: string;
+      secret?: boolean;
+      description?: string | null;
+      by: string;
+      ifVersion?: number;
+    };
+    res: WriteReply;
+  };
+  delete: { req: { id: EntryId; by: string; ifVersion?: number }; res: WriteReply };
+  rollback: {
+    req: { id: EntryId; toVersion: number; by: string; ifVersion?: number };
+    res: WriteReply;
+  };
+  history: {
+    req: { id: EntryId; limit: number; offset: number };
+    res: Record<string, unknown>[];
+  };
+  /** Changes after `after` (oldest first) for watchers' replay. */
+  changes: {
+    req: { after: number; environment?: string; service?: string; limit: number };
+    res: ChangeView[];
+  };
+  /** Highest change sequence. */
+  index: { req: NoFields; res: number };
+  /** Outbox state: unpublished changes and whether Kafka relaying is on. */
+  outbox: { req: NoFields; res: { backlog: number; relaying: boolean } };
+  /** Self-messages. */
+  tail: { req: NoFields; res: void };
+  tail_tick: { req: NoFields; res: void };
+  relay: { req: NoFields; res: void };
+  prune: { req: NoFields; res: void };
+};

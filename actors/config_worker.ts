@@ -1,50 +1,360 @@
 /// <reference lib="deno.worker" />
 /**
- * ConfigActor: owns the configuration store (SQLite or PostgreSQL), the Redis cache and the
- * Kafka producer. The only place those drivers are used for configuration.
+ * ConfigActor: owns the configuration store (SQLite or PostgreSQL), the in-memory
+ * write-through cache, the Redis L2 cache and invalidation channel, the change-log tail
+ * that feeds watchers, and the outbox relay to Kafka. The only place those drivers are used
+ * for configuration.
  */
 import { serveActor } from "./actor_host.ts";
+import type { ActorContext } from "./actor_host.ts";
 import { BackendMonitor } from "./monitor.ts";
-import type { ConfigCalls } from "./config_protocol.ts";
-import type { BackendProbe } from "../lib/backend.ts";
-import { disabledStatus } from "../lib/backend.ts";
+import type { ConfigCalls, GetReply, WriteReply } from "./config_protocol.ts";
+import type { BackendStatus } from "./protocol.ts";
+import { type BackendProbe, disabledStatus } from "../lib/backend.ts";
 import { openSqlite, sqliteProbe } from "../lib/backends/sqlite.ts";
 import { createPostgres, postgresProbe, type Sql } from "../lib/backends/postgres.ts";
 import { createRedis, redisProbe } from "../lib/backends/redis.ts";
-import { createKafka, kafkaProbe } from "../lib/backends/kafka.ts";
+import { createKafka, createProducer, kafkaProbe, type Producer } from "../lib/backends/kafka.ts";
+import {
+  BackendUnavailableError,
+  DomainError,
+  NotFoundError,
+  ValidationError,
+} from "../lib/errors.ts";
+import { log } from "../lib/log.ts";
+import { EntryCache, type Slot } from "../lib/config/cache.ts";
+import {
+  changeView,
+  type EntryId,
+  entryView,
+  etagOf,
+  historyView,
+  idKey,
+  shownValue,
+  type StoredChange,
+  type StoredEntry,
+  type WriteOp,
+} from "../lib/config/model.ts";
+import type { ConfigStore } from "../lib/config/store.ts";
+import { SqliteConfigStore } from "../lib/config/sqlite_store.ts";
+import { PostgresConfigStore } from "../lib/config/postgres_store.ts";
+import { loadSecretBox, type SecretBox } from "../lib/config/secrets.ts";
 import type { Redis } from "ioredis";
-import type { Admin } from "kafkajs";
-import type { DatabaseSync } from "node:sqlite";
-import type { BackendStatus } from "./protocol.ts";
+
+type Ctx = ActorContext<ConfigCalls>;
+
+/** How often the change log is polled for other replicas' writes, ms. */
+const TAIL_MS = 250;
+/** How often the outbox is checked when nothing nudges the relay, ms. */
+const RELAY_MS = 1_000;
+const PRUNE_MS = 60_000;
+const REDIS_TTL_S = 300;
+const INVALIDATE_CHANNEL = "config-service:config-changes";
+/** Session advisory lock held by the one replica that relays the outbox. */
+const RELAY_LOCK = 727_274_002;
+
+// Compare-and-set by version: the shared cache only ever moves forward.
+const SET_IF_NEWER = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local v = tonumber(string.match(cur, '^(%d+)|'))
+  if v and v >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
+return 1`;
 
 let monitor: BackendMonitor;
-let sqlite: DatabaseSync | null = null;
+let store: ConfigStore;
 let sql: Sql | null = null;
+let cache: EntryCache;
+let secrets: SecretBox | null = null;
 let redis: Redis | null = null;
-let kafkaAdmin: Admin | null = null;
+let subscriber: Redis | null = null;
+let producer: Producer | null = null;
+let producerConnected = false;
+let relayLeader: { release(): void } | null = null;
+let lastSeq = 0;
+let tailing = false;
+let tailAgain = false;
+let relaying = false;
+let relayDelay = 200;
+let topic = "config-updates";
+let instance = "";
+
+function storageDown(): boolean {
+  return monitor.last.some((b) => b.name === "storage" && b.status === "down");
+}
+
+/** Runs a store call; driver failures become 503 (domain errors pass through). */
+async function stored<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof DomainError) throw err;
+    const msg = err instanceof Error ? err.message : String(err);
+    log.warn("config store call failed", { error: msg });
+    throw new BackendUnavailableError("storage", `Configuration store unavailable: ${msg}`);
+  }
+}
+
+const redisKey = (id: EntryId) => `cs:cfg:${JSON.stringify([id.environment, id.service, id.key])}`;
+
+function l2Put(id: EntryId, version: number, entry: StoredEntry | null): void {
+  if (!redis || redis.status !== "ready") return;
+  redis.eval(SET_IF_NEWER, 1, redisKey(id), version, JSON.stringify(entry), REDIS_TTL_S)
+    .catch(() => {});
+}
+
+async function l2Get(id: EntryId): Promise<StoredEntry | null | undefined> {
+  if (!redis || redis.status !== "ready") return undefined;
+  try {
+    const v = await redis.get(redisKey(id));
+    if (v === null) return undefined;
+    return JSON.parse(v.slice(v.indexOf("|") + 1));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads one id through L2 and the store, filling the caches. */
+async function load(id: EntryId): Promise<StoredEntry | null> {
+  const epoch = cache.epoch;
+  let entry = await l2Get(id);
+  if (entry === undefined) {
+    entry = await stored(() => store.get(id));
+    l2Put(id, entry?.version ?? 0, entry);
+  }
+  // An invalidation during the read may mean what was read is already old.
+  if (cache.epoch === epoch) cache.set(idKey(id), { entry });
+  return entry;
+}
+
+function reply(slot: Slot & { entry: StoredEntry }): GetReply {
+  slot.body ??= JSON.stringify(entryView(slot.entry, true));
+  return { body: slot.body, etag: etagOf(slot.entry), stale: storageDown() };
+}
+
+function notFound(id: EntryId): never {
+  throw new NotFoundError(
+    `No configuration ${id.key} in ${id.environment}${
+      id.service ? ` for ${id.service} or its global scope` : ""
+    }`,
+  );
+}
+
+/** GET: service scope, then the environment's global scope. Synchronous on cache hits. */
+function get(id: EntryId): GetReply | Promise<GetReply> {
+  const global = { ...id, service: "" };
+  const own = id.service ? cache.get(idKey(id)) : undefined;
+  if (own?.entry) return reply(own as Slot & { entry: StoredEntry });
+  if (!id.service || own !== undefined) {
+    const g = cache.get(idKey(global));
+    if (g?.entry) return reply(g as Slot & { entry: StoredEntry });
+    if (g !== undefined) notFound(id);
+  }
+  return (async () => {
+    if (id.service && own === undefined) {
+      const e = await load(id);
+      if (e) return reply({ entry: e });
+    }
+    const g = await load(global);
+    if (g) return reply({ entry: g });
+    notFound(id);
+  })();
+}
+
+async function write(op: WriteOp, ctx: Ctx): Promise<WriteReply> {
+  if (storageDown() && sql) {
+    // Fail fast rather than wait for the pool's connect timeout on every write.
+    const s = monitor.last.find((b) => b.name === "storage");
+    throw new BackendUnavailableError("storage", `Configuration store unavailable: ${s?.error}`);
+  }
+  const res = await stored(() => store.write(op));
+  const key = idKey(op.id);
+  cache.set(key, { entry: res.entry });
+  l2Put(op.id, res.change.version, res.entry);
+  if (redis?.status === "ready") {
+    redis.publish(INVALIDATE_CHANNEL, JSON.stringify({ seq: res.change.seq, from: instance }))
+      .catch(() => {});
+  }
+  ctx.after(0, { type: "tail" });
+  if (producer) ctx.after(0, { type: "relay" });
+  const shown = res.entry ?? {
+    ...op.id,
+    value: res.change.value ?? "null",
+    secret: res.change.secret,
+    description: res.change.description,
+    version: res.change.version,
+    created_at: res.change.created_at,
+    updated_at: res.change.updated_at,
+    updated_by: res.change.updated_by,
+  };
+  const entry = entryView(shown as StoredEntry);
+  if (!res.entry) entry.deleted = true;
+  return { entry, etag: etagOf(shown as StoredEntry), seq: res.change.seq };
+}
+
+async function storedValue(value: string, secret: boolean): Promise<string> {
+  if (!secret) return value;
+  if (!secrets) {
+    throw new ValidationError([{
+      field: "secret",
+      in: "body",
+      message: "secret entries need CONFIG_ENCRYPTION_KEY (base64 of 32 bytes) on every replica",
+    }]);
+  }
+  return await secrets.encrypt(value);
+}
+
+/** Applies committed changes (ours and other replicas') to the cache and tells watchers. */
+async function tail(ctx: Ctx): Promise<void> {
+  if (tailing) {
+    tailAgain = true;
+    return;
+  }
+  tailing = true;
+  try {
+    do {
+      tailAgain = false;
+      const changes: StoredChange[] = await store.changesSince(lastSeq, {}, 1000);
+      if (changes.length === 0) break;
+      for (const c of changes) {
+        const key = idKey(c);
+        const cur = cache.get(key);
+        // Our own writes are cached already at this version; others' are dropped.
+        if (!cur || (cur.entry?.version ?? 0) < c.version) cache.invalidate(key);
+      }
+      lastSeq = changes[changes.length - 1].seq;
+      ctx.emit({ type: "config_changes", changes: changes.map(changeView) });
+      if (changes.length === 1000) tailAgain = true;
+    } while (tailAgain);
+  } catch (err) {
+    log.debug("config tail failed", { error: String(err) });
+  } finally {
+    tailing = false;
+  }
+}
+
+async function becomeRelayLeader(): Promise<boolean> {
+  if (relayLeader) return true;
+  if (!sql) {
+    relayLeader = { release() {} };
+    return true;
+  }
+  const conn = await sql.reserve();
+  const [r] = await conn`SELECT pg_try_advisory_lock(${RELAY_LOCK}) AS ok`;
+  if (!r.ok) {
+    conn.release();
+    return false;
+  }
+  relayLeader = { release: () => conn.release() };
+  log.info("relaying the configuration outbox to Kafka", { instance });
+  return true;
+}
+
+function kafkaEvent(c: StoredChange) {
+  return {
+    event_id: c.event_id,
+    type: c.type,
+    key: c.key,
+    environment: c.environment,
+    service_name: c.service || null,
+    version: c.version,
+    ...(c.secret || c.value === null ? {} : { value: shownValue(c.value, false) }),
+    secret: c.secret,
+    updated_by: c.updated_by,
+    updated_at: c.updated_at,
+  };
+}
+
+/** Publishes unpublished changes in sequence order; marks them sent once Kafka acks. */
+async function relay(ctx: Ctx): Promise<void> {
+  if (!producer || relaying) return;
+  relaying = true;
+  let next = RELAY_MS;
+  try {
+    if (!(await becomeRelayLeader())) return;
+    if (!producerConnected) {
+      await producer.connect();
+      producerConnected = true;
+    }
+    while (true) {
+      const batch = await store.unpublished(500);
+      if (batch.length === 0) break;
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: batch.map((c) => ({
+          key: `${c.environment}/${c.service}/${c.key}`,
+          value: JSON.stringify(kafkaEvent(c)),
+          headers: { event_id: c.event_id },
+        })),
+      });
+      await store.markPublished(batch.map((c) => c.seq));
+    }
+    relayDelay = 200;
+  } catch (err) {
+    log.warn("config outbox relay failed; retrying", {
+      error: err instanceof Error ? err.message : String(err),
+      retry_in_ms: relayDelay,
+    });
+    if (relayLeader && sql) {
+      // The lock's connection may be gone: take the lock again next time.
+      relayLeader.release();
+      relayLeader = null;
+    }
+    next = relayDelay;
+    relayDelay = Math.min(relayDelay * 2, 5_000);
+  } finally {
+    relaying = false;
+    ctx.after(next, { type: "relay" });
+  }
+}
 
 serveActor<ConfigCalls>({
-  init(ctx) {
+  async init(ctx) {
     const s = ctx.settings;
+    instance = s.SERVICE_INSTANCE_ID;
+    topic = s.KAFKA_TOPIC_CONFIG_UPDATES;
+    cache = new EntryCache(s.CONFIG_CACHE_MAX_ENTRIES);
+    secrets = await loadSecretBox(s);
     const probes: BackendProbe[] = [];
     const fixed: BackendStatus[] = [];
     if (s.DATABASE_URL) {
       sql = createPostgres(s.DATABASE_URL, { max: s.DATABASE_POOL_SIZE });
       probes.push(postgresProbe(sql));
+      store = new PostgresConfigStore(sql);
     } else {
-      sqlite = openSqlite(s.DATA_DIR);
-      probes.push(sqliteProbe(sqlite));
+      const db = openSqlite(s.DATA_DIR);
+      probes.push(sqliteProbe(db));
+      store = new SqliteConfigStore(db);
     }
+    await store.migrate();
+    lastSeq = await store.maxSeq();
     if (s.REDIS_HOST) {
       redis = createRedis(s);
       probes.push(redisProbe(redis));
+      redis.connect().catch(() => {});
+      subscriber = createRedis(s, "config-service-sub");
+      subscriber.on("message", () => ctx.after(0, { type: "tail" }));
+      // Messages missed while disconnected are covered by the periodic tail; what the
+      // cache holds may be older than that, so drop it on every reconnect.
+      subscriber.on("ready", () => {
+        cache.clear();
+        subscriber!.subscribe(INVALIDATE_CHANNEL).catch(() => {});
+      });
+      subscriber.connect().catch(() => {});
     } else fixed.push(disabledStatus("cache", "none"));
     if (s.KAFKA_BOOTSTRAP_SERVERS) {
-      kafkaAdmin = createKafka(s.KAFKA_BOOTSTRAP_SERVERS).admin();
-      probes.push(kafkaProbe(kafkaAdmin));
+      const kafka = createKafka(s.KAFKA_BOOTSTRAP_SERVERS);
+      probes.push(kafkaProbe(kafka.admin()));
+      producer = createProducer(kafka);
+      ctx.after(0, { type: "relay" });
     } else fixed.push(disabledStatus("events", "none"));
     monitor = new BackendMonitor(probes, fixed);
     ctx.after(0, { type: "probe" });
+    ctx.after(TAIL_MS, { type: "tail_tick" });
+    ctx.after(PRUNE_MS, { type: "prune" });
   },
   handle(msg, ctx) {
     switch (msg.type) {
@@ -54,6 +364,97 @@ serveActor<ConfigCalls>({
         return monitor.check(ctx);
       case "probe":
         return monitor.tick(ctx);
+      case "get":
+        return get(msg.id);
+      case "bulk":
+        return (async () => {
+          const out: Record<string, unknown> = {};
+          for (const key of msg.keys) {
+            try {
+              const r = await get({ environment: msg.environment, service: msg.service, key });
+              out[key] = JSON.parse(r.body).value;
+            } catch (err) {
+              if ((err as Error).name !== "NotFoundError") throw err;
+            }
+          }
+          return out;
+        })();
+      case "list":
+        return (async () => {
+          const rows = await stored(() => store.list(msg));
+          return { items: rows.map((e) => entryView(e)), index: lastSeq };
+        })();
+      case "create":
+        return (async () =>
+          write({
+            kind: "create",
+            id: msg.id,
+            value: await storedValue(msg.value, msg.secret),
+            secret: msg.secret,
+            description: msg.description,
+            by: msg.by,
+          }, ctx))();
+      case "update":
+        return (async () => {
+          // Unsaid `secret` keeps the entry's: a PUT of a new password stays a secret.
+          const known = cache.get(idKey(msg.id))?.entry;
+          const secret = msg.secret ?? (known ?? await stored(() => store.get(msg.id)))?.secret ??
+            false;
+          return write({
+            kind: "update",
+            id: msg.id,
+            value: await storedValue(msg.value, secret),
+            secret,
+            description: msg.description,
+            by: msg.by,
+            ifVersion: msg.ifVersion,
+          }, ctx);
+        })();
+      case "delete":
+        return write({ kind: "delete", id: msg.id, by: msg.by, ifVersion: msg.ifVersion }, ctx);
+      case "rollback":
+        return write({
+          kind: "rollback",
+          id: msg.id,
+          toVersion: msg.toVersion,
+          by: msg.by,
+          ifVersion: msg.ifVersion,
+        }, ctx);
+      case "history":
+        return (async () =>
+          (await stored(() => store.history(msg.id, msg.limit, msg.offset))).map(historyView))();
+      case "changes":
+        return (async () =>
+          (await stored(() =>
+            store.changesSince(msg.after, {
+              environment: msg.environment,
+              service: msg.service,
+            }, msg.limit)
+          )).map(changeView))();
+      case "index":
+        return lastSeq;
+      case "outbox":
+        return (async () => ({
+          backlog: await stored(() => store.backlog()),
+          relaying: relayLeader !== null,
+        }))();
+      case "tail":
+        return tail(ctx);
+      case "tail_tick":
+        return tail(ctx).finally(() => ctx.after(TAIL_MS, { type: "tail_tick" }));
+      case "relay":
+        return relay(ctx);
+      case "prune":
+        return (async () => {
+          try {
+            const before = new Date(Date.now() - ctx.settings.CONFIG_CHANGELOG_RETENTION * 1000);
+            await store.prune(before.toISOString(), producer === null);
+          } catch (err) {
+            log.debug("config change-log prune failed", { error: String(err) });
+          } finally {
+            ctx.after(PRUNE_MS, { type: "prune" });
+          }
+        })();
       default: {
         const never: never = msg;
         throw new Error(`ConfigActor: unknown message ${JSON.stringify(never)}`);
@@ -61,11 +462,12 @@ serveActor<ConfigCalls>({
     }
   },
   async stop() {
+    relayLeader?.release();
     await Promise.allSettled([
-      sql?.end({ timeout: 5 }),
+      store?.close(),
       redis?.quit().catch(() => redis?.disconnect()),
-      kafkaAdmin?.disconnect(),
+      subscriber?.quit().catch(() => subscriber?.disconnect()),
+      producerConnected ? producer?.disconnect() : undefined,
     ]);
-    sqlite?.close();
   },
 });

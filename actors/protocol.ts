@@ -5,6 +5,7 @@
  */
 import type { SerializedError } from "../lib/errors.ts";
 import type { Settings } from "../lib/settings.ts";
+import type { ChangeView } from "../lib/config/model.ts";
 
 /** A request map: message type → its request fields and its reply value. */
 export type CallMap = Record<string, { req: Record<string, unknown>; res: unknown }>;
@@ -53,4 +54,7 @@ export interface BackendStatus {
 }
 
 /** Unsolicited messages from an actor. */
-export type ActorEvent = { type: "backend_status"; backends: BackendStatus[] };
+export type ActorEvent =
+  | { type: "backend_status"; backends: BackendStatus[] }
+  /** Committed configuration changes, in sequence order, for watchers. */
+  | { type: "config_changes"; changes: ChangeView[] };

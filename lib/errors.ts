@@ -51,6 +51,13 @@ export class PreconditionFailedError extends DomainError {
   override readonly title = "Precondition Failed";
 }
 
+/** A request part is larger than allowed (413); names the field. */
+export class PayloadTooLargeError extends DomainError {
+  override readonly name = "PayloadTooLargeError";
+  override readonly status = 413;
+  override readonly title = "Content Too Large";
+}
+
 export class ForbiddenError extends DomainError {
   override readonly name = "ForbiddenError";
   override readonly status = 403;
@@ -126,6 +133,8 @@ export function deserializeError(e: SerializedError): Error {
       return new PreconditionFailedError(e.message);
     case "ForbiddenError":
       return new ForbiddenError(e.message);
+    case "PayloadTooLargeError":
+      return new PayloadTooLargeError(e.message);
     case "BackendUnavailableError":
       return new BackendUnavailableError(String(f.backend ?? "unknown"), e.message);
     case "ActorTimeoutError":

@@ -14,6 +14,9 @@ import { healthRoutes } from "./health.ts";
 import { metaRoutes } from "./meta.ts";
 import { docsRoutes } from "./docs.ts";
 import type { ActorHandle } from "./actors.ts";
+import { configRoutes } from "./config.ts";
+import type { ConfigClient } from "../actors/config_client.ts";
+import type { WatchHub } from "../lib/config/watch_hub.ts";
 
 /** Largest accepted request body, in bytes. */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -24,6 +27,9 @@ export interface AppDeps {
   actors: Record<string, ActorHandle>;
   /** Epoch ms the process started. */
   startedAt: number;
+  /** The ConfigActor and the watchers' hub; configuration routes are mounted with them. */
+  config?: ConfigClient;
+  hub?: WatchHub;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -80,6 +86,9 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   app.route("/", metaRoutes(deps));
   app.route("/", healthRoutes(deps));
+  if (deps.config && deps.hub) {
+    app.route("/", configRoutes({ settings: deps.settings, config: deps.config, hub: deps.hub }));
+  }
   app.route("/", docsRoutes(app));
   return app;
 }

@@ -9,6 +9,7 @@ import { RegistryClient } from "../actors/registry_client.ts";
 import { log } from "../lib/log.ts";
 import { loadSettings, type Settings } from "../lib/settings.ts";
 import { buildApp } from "../routes/app.ts";
+import { WatchHub } from "../lib/config/watch_hub.ts";
 
 /** Captured log lines of this test process (the logger writes here instead of stdout). */
 export const capturedLog: string[] = [];
@@ -37,19 +38,28 @@ export function stackSettings(over: Record<string, string> = {}): Settings {
 
 /** Starts the four actors and builds the app; dispose to stop them. */
 export async function startService(settings: Settings) {
+  const hub = new WatchHub();
   const actors = {
-    config: new ConfigClient({ settings }),
+    config: new ConfigClient({
+      settings,
+      onEvent: (e) => {
+        if (e.type === "config_changes") hub.publish(e.changes);
+      },
+    }),
     registry: new RegistryClient({ settings }),
     health: new HealthClient({ settings }),
     flags: new FlagClient({ settings }),
   };
   await Promise.all(Object.values(actors).map((a) => a.start()));
-  const app = buildApp({ settings, actors, startedAt: Date.now() });
+  hub.lastSeq = await actors.config.index();
+  const app = buildApp({ settings, actors, startedAt: Date.now(), config: actors.config, hub });
   return {
     app,
     actors,
     settings,
+    hub,
     async [Symbol.asyncDispose]() {
+      hub.close();
       await Promise.all(Object.values(actors).map((a) => a.stop()));
     },
   };

@@ -1,0 +1,235 @@
+/** The PostgreSQL `ConfigStore` through `npm:postgres`. */
+import type { Sql } from "../backends/postgres.ts";
+import type { ChangeFilter, ConfigStore, ListFilter, WriteResult } from "./store.ts";
+import {
+  type EntryId,
+  planWrite,
+  type StoredChange,
+  type StoredEntry,
+  type StoredHistory,
+  type WriteOp,
+} from "./model.ts";
+import { describeId } from "./model.ts";
+import { ConflictError } from "../errors.ts";
+
+/** Serializes change-log appends so `seq` order is commit order (watchers never skip one). */
+const CHANGELOG_LOCK = 727_274_001;
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE IF NOT EXISTS config_entries (
+     environment text NOT NULL, service text NOT NULL, key text NOT NULL,
+     value text NOT NULL, secret boolean NOT NULL DEFAULT false, description text,
+     version integer NOT NULL, created_at text NOT NULL, updated_at text NOT NULL,
+     updated_by text NOT NULL,
+     PRIMARY KEY (environment, service, key));
+   CREATE TABLE IF NOT EXISTS config_history (
+     environment text NOT NULL, service text NOT NULL, key text NOT NULL,
+     version integer NOT NULL, change_type text NOT NULL, value text,
+     secret boolean NOT NULL DEFAULT false, description text,
+     updated_at text NOT NULL, updated_by text NOT NULL,
+     PRIMARY KEY (environment, service, key, version));
+   CREATE TABLE IF NOT EXISTS config_changes (
+     seq bigserial PRIMARY KEY, event_id uuid NOT NULL UNIQUE,
+     type text NOT NULL, environment text NOT NULL, service text NOT NULL, key text NOT NULL,
+     version integer NOT NULL, value text, secret boolean NOT NULL DEFAULT false,
+     description text, created_at text NOT NULL, updated_at text NOT NULL,
+     updated_by text NOT NULL, published boolean NOT NULL DEFAULT false);
+   CREATE INDEX IF NOT EXISTS config_changes_unpublished ON config_changes (seq)
+     WHERE NOT published;`,
+];
+
+type Row = Record<string, unknown>;
+
+function entry(r: Row): StoredEntry {
+  return {
+    environment: r.environment as string,
+    service: r.service as string,
+    key: r.key as string,
+    value: r.value as string,
+    secret: Boolean(r.secret),
+    description: (r.description as string | null) ?? null,
+    version: Number(r.version),
+    created_at: r.created_at as string,
+    updated_at: r.updated_at as string,
+    updated_by: r.updated_by as string,
+  };
+}
+
+function history(r: Row): StoredHistory {
+  return {
+    environment: r.environment as string,
+    service: r.service as string,
+    key: r.key as string,
+    version: Number(r.version),
+    change_type: r.change_type as StoredHistory["change_type"],
+    value: (r.value as string | null) ?? null,
+    secret: Boolean(r.secret),
+    description: (r.description as string | null) ?? null,
+    updated_at: r.updated_at as string,
+    updated_by: r.updated_by as string,
+  };
+}
+
+function change(r: Row): StoredChange {
+  return {
+    seq: Number(r.seq),
+    event_id: r.event_id as string,
+    type: r.type as StoredChange["type"],
+    environment: r.environment as string,
+    service: r.service as string,
+    key: r.key as string,
+    version: Number(r.version),
+    value: (r.value as string | null) ?? null,
+    secret: Boolean(r.secret),
+    description: (r.description as string | null) ?? null,
+    created_at: r.created_at as string,
+    updated_at: r.updated_at as string,
+    updated_by: r.updated_by as string,
+  };
+}
+
+export class PostgresConfigStore implements ConfigStore {
+  readonly kind = "postgres";
+  readonly #sql: Sql;
+
+  constructor(sql: Sql) {
+    this.#sql = sql;
+  }
+
+  async migrate(): Promise<void> {
+    const sql = this.#sql;
+    await sql.begin(async (tx) => {
+      // One migrator at a time across replicas.
+      await tx`SELECT pg_advisory_xact_lock(727274000)`;
+      await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY, applied_at text NOT NULL)`;
+      const done = new Set(
+        (await tx`SELECT version FROM schema_migrations`).map((r) => Number(r.version)),
+      );
+      for (const [i, ddl] of MIGRATIONS.entries()) {
+        if (done.has(i + 1)) continue;
+        await tx.unsafe(ddl);
+        await tx`INSERT INTO schema_migrations VALUES (${i + 1}, ${new Date().toISOString()})`;
+      }
+    });
+  }
+
+  async get(id: EntryId): Promise<StoredEntry | null> {
+    const rows = await this.#sql`SELECT * FROM config_entries
+      WHERE environment = ${id.environment} AND service = ${id.service} AND key = ${id.key}`;
+    return rows.length ? entry(rows[0]) : null;
+  }
+
+  async getMany(environment: string, service: string, keys: string[]): Promise<StoredEntry[]> {
+    if (keys.length === 0) return [];
+    const rows = await this.#sql`SELECT * FROM config_entries
+      WHERE environment = ${environment} AND service = ${service} AND key = ANY(${keys})`;
+    return rows.map(entry);
+  }
+
+  async list(f: ListFilter): Promise<StoredEntry[]> {
+    const sql = this.#sql;
+    const rows = await sql`SELECT * FROM config_entries WHERE true
+      ${f.environment !== undefined ? sql`AND environment = ${f.environment}` : sql``}
+      ${f.service !== undefined ? sql`AND service = ${f.service}` : sql``}
+      ${f.keys && f.keys.length ? sql`AND key = ANY(${f.keys})` : sql``}
+      ORDER BY environment, service, key LIMIT ${f.limit} OFFSET ${f.offset}`;
+    return rows.map(entry);
+  }
+
+  async write(op: WriteOp): Promise<WriteResult> {
+    const id = op.id;
+    try {
+      return await this.#sql.begin(async (tx) => {
+        const cur = await tx`SELECT * FROM config_entries WHERE environment = ${id.environment}
+          AND service = ${id.service} AND key = ${id.key} FOR UPDATE`;
+        const last = await tx`SELECT COALESCE(MAX(version), 0) AS v FROM config_history
+          WHERE environment = ${id.environment} AND service = ${id.service} AND key = ${id.key}`;
+        let target: StoredHistory | null | undefined;
+        if (op.kind === "rollback") {
+          const t = await tx`SELECT * FROM config_history WHERE environment = ${id.environment}
+            AND service = ${id.service} AND key = ${id.key} AND version = ${op.toVersion}`;
+          target = t.length ? history(t[0]) : null;
+        }
+        const plan = planWrite(
+          op,
+          { current: cur.length ? entry(cur[0]) : null, lastVersion: Number(last[0].v), target },
+          new Date().toISOString(),
+          crypto.randomUUID(),
+        );
+        const e = plan.entry;
+        if (e) {
+          await tx`INSERT INTO config_entries ${
+            tx({ ...e, description: e.description })
+          } ON CONFLICT (environment, service, key) DO UPDATE SET value = excluded.value,
+            secret = excluded.secret, description = excluded.description,
+            version = excluded.version, updated_at = excluded.updated_at,
+            updated_by = excluded.updated_by`;
+        } else {
+          await tx`DELETE FROM config_entries WHERE environment = ${id.environment}
+            AND service = ${id.service} AND key = ${id.key}`;
+        }
+        await tx`INSERT INTO config_history ${tx({ ...plan.history })}`;
+        // Taken last and held to commit: a reader that sees seq n sees every seq < n.
+        await tx`SELECT pg_advisory_xact_lock(${CHANGELOG_LOCK})`;
+        const r = await tx`INSERT INTO config_changes ${tx({ ...plan.change })} RETURNING seq`;
+        return { entry: e, change: { ...plan.change, seq: Number(r[0].seq) } };
+      });
+    } catch (err) {
+      // Two replicas creating the same entry at once: the loser hits the primary key.
+      if ((err as { code?: string }).code === "23505" && op.kind === "create") {
+        throw new ConflictError(`${describeId(id)} already exists; use PUT`);
+      }
+      throw err;
+    }
+  }
+
+  async history(id: EntryId, limit: number, offset: number): Promise<StoredHistory[]> {
+    const rows = await this.#sql`SELECT * FROM config_history
+      WHERE environment = ${id.environment} AND service = ${id.service} AND key = ${id.key}
+      ORDER BY version DESC LIMIT ${limit} OFFSET ${offset}`;
+    return rows.map(history);
+  }
+
+  async changesSince(after: number, f: ChangeFilter, limit: number): Promise<StoredChange[]> {
+    const sql = this.#sql;
+    const rows = await sql`SELECT * FROM config_changes WHERE seq > ${after}
+      ${f.environment !== undefined ? sql`AND environment = ${f.environment}` : sql``}
+      ${f.service !== undefined ? sql`AND service IN (${f.service}, '')` : sql``}
+      ORDER BY seq LIMIT ${limit}`;
+    return rows.map(change);
+  }
+
+  async maxSeq(): Promise<number> {
+    const r = await this.#sql`SELECT COALESCE(MAX(seq), 0) AS s FROM config_changes`;
+    return Number(r[0].s);
+  }
+
+  async unpublished(limit: number): Promise<StoredChange[]> {
+    const rows = await this.#sql`SELECT * FROM config_changes WHERE NOT published
+      ORDER BY seq LIMIT ${limit}`;
+    return rows.map(change);
+  }
+
+  async markPublished(seqs: number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.#sql`UPDATE config_changes SET published = true WHERE seq = ANY(${seqs})`;
+  }
+
+  async backlog(): Promise<number> {
+    const r = await this.#sql`SELECT COUNT(*) AS n FROM config_changes WHERE NOT published`;
+    return Number(r[0].n);
+  }
+
+  async prune(before: string, all: boolean): Promise<number> {
+    const sql = this.#sql;
+    const r = await sql`DELETE FROM config_changes WHERE updated_at < ${before}
+      ${all ? sql`` : sql`AND published`}
+      AND seq < (SELECT MAX(seq) FROM config_changes)`;
+    return r.count;
+  }
+
+  async close(): Promise<void> {
+    await this.#sql.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,589 @@
+/**
+ * Configuration endpoints (spec 4–10) plus rollback, watch (SSE) and Consul-style long
+ * polling. Handlers validate and translate; the ConfigActor does the work.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { newRouter } from "./router.ts";
+import type { AppEnv } from "./router.ts";
+import type { ConfigClient } from "../actors/config_client.ts";
+import type { Settings } from "../lib/settings.ts";
+import { ForbiddenError, PayloadTooLargeError, ValidationError } from "../lib/errors.ts";
+import type { WatchFilter, WatchHub } from "../lib/config/watch_hub.ts";
+import { PROBLEM_CONTENT_TYPE } from "../lib/problem.ts";
+import type { EntryId } from "../lib/config/model.ts";
+
+export interface ConfigDeps {
+  settings: Settings;
+  config: ConfigClient;
+  hub: WatchHub;
+}
+
+/** Keys: 1–256 characters of `[A-Za-z0-9._:/-]` (a `/` travels as %2F in paths). */
+export const KEY_PATTERN = /^[A-Za-z0-9._:/-]{1,256}$/;
+const SERVICE_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+const USER_PATTERN = /^[\x21-\x7e][\x20-\x7e]{0,127}$/;
+/** SSE heartbeat comment interval, ms. */
+const HEARTBEAT_MS = 15_000;
+/** Frames a watcher may have unread before it is dropped as too slow. */
+const SLOW_WATCHER_FRAMES = 1_000;
+const MAX_WAIT_MS = 300_000;
+
+const Key = z.string().regex(KEY_PATTERN, "must be 1–256 characters of A-Z a-z 0-9 . _ : / -")
+  .openapi({ example: "model_path" });
+const ServiceName = z.string().regex(
+  SERVICE_PATTERN,
+  "must be 1–128 characters of A-Z a-z 0-9 . _ -",
+)
+  .openapi({ example: "asr-service" });
+const Description = z.string().max(1024).nullable();
+const Value = z.unknown().refine((v) => v !== undefined, "is required").openapi({
+  description: "Any JSON value",
+  example: "/models/asr",
+});
+
+const Entry = z.object({
+  key: z.string(),
+  value: z.unknown(),
+  environment: z.string(),
+  service_name: z.string().nullable(),
+  description: z.string().nullable(),
+  secret: z.boolean(),
+  version: z.number().int(),
+  scope: z.enum(["service", "global"]).optional(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  updated_by: z.string(),
+}).openapi("ConfigEntry");
+
+const HistoryItem = z.object({
+  key: z.string(),
+  value: z.unknown(),
+  environment: z.string(),
+  service_name: z.string().nullable(),
+  version: z.number().int(),
+  change_type: z.enum(["created", "updated", "deleted", "rolled_back"]),
+  description: z.string().nullable(),
+  secret: z.boolean(),
+  updated_at: z.string(),
+  updated_by: z.string(),
+}).openapi("ConfigHistoryItem");
+
+const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number(),
+  detail: z.string(),
+}).openapi("Problem");
+
+const problemResponses = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [c, {
+    description: "Problem",
+    content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } },
+  }]));
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+export function configRoutes(deps: ConfigDeps) {
+  const { settings, config, hub } = deps;
+  const envs = settings.SUPPORTED_ENVIRONMENTS;
+  const Environment = z.string().refine((e) => envs.includes(e), {
+    message: `must be one of ${envs.join(", ")}`,
+  }).openapi({ example: settings.DEFAULT_ENVIRONMENT });
+  const ScopeQuery = z.object({
+    environment: Environment,
+    service_name: ServiceName.optional(),
+  });
+  const Paging = (def: number, max: number) => ({
+    limit: z.coerce.number().int().min(1).max(max).default(def),
+    offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+  });
+  const KeyParam = z.object({ key: Key });
+
+  const maxValue = settings.CONFIG_MAX_VALUE_BYTES;
+  const valueText = (value: unknown): string => {
+    const text = JSON.stringify(value);
+    if (new TextEncoder().encode(text).length > maxValue) {
+      throw new PayloadTooLargeError(`value is larger than CONFIG_MAX_VALUE_BYTES (${maxValue})`);
+    }
+    return text;
+  };
+  const id = (key: string, environment: string, service?: string | null): EntryId => ({
+    environment,
+    service: service ?? "",
+    key,
+  });
+  const refuseReveal = (c: Context<AppEnv>) => {
+    if (c.req.query("reveal") === "true") {
+      throw new ForbiddenError("Revealing secret values needs a token with the secrets:read scope");
+    }
+  };
+
+  const r = newRouter();
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/config/watch",
+      tags: ["Configuration"],
+      summary: "Watch changes (Server-Sent Events)",
+      description: "Events `created`, `updated`, `deleted`, `rolled_back`; `id` is the change " +
+        "sequence; send `Last-Event-ID` to resume without gaps. A comment every 15 s.",
+      request: { query: ScopeQuery },
+      responses: {
+        200: { description: "text/event-stream" },
+        ...problemResponses(400),
+      },
+    }),
+    (c) => {
+      const q = c.req.valid("query");
+      const filter: WatchFilter = { environment: q.environment, service: q.service_name };
+      const lastHeader = c.req.header("last-event-id") ?? c.req.query("last_event_id");
+      let after: number | undefined;
+      if (lastHeader !== undefined) {
+        after = Number(lastHeader);
+        if (!Number.isInteger(after) || after < 0) {
+          throw new ValidationError([{
+            field: "Last-Event-ID",
+            in: "header",
+            message: "must be a change sequence number",
+          }]);
+        }
+      }
+      return watchStream(c, filter, after, config, hub);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/config/bulk",
+      tags: ["Configuration"],
+      summary: "Get several values at once",
+      description: "A flat key → value map; service scope first, then global; missing keys " +
+        "are omitted.",
+      request: {
+        body: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: z.object({
+                keys: z.array(Key).min(1).max(1000),
+                environment: Environment,
+                service_name: ServiceName.nullable().optional(),
+              }),
+            },
+          },
+        },
+      },
+      responses: {
+        200: json(z.record(z.string(), z.unknown()), "Values by key"),
+        ...problemResponses(400, 503),
+      },
+    }),
+    async (c) => {
+      const b = c.req.valid("json");
+      return c.json(
+        await config.bulk({
+          environment: b.environment,
+          service: b.service_name ?? "",
+          keys: [...new Set(b.keys)],
+        }),
+        200,
+      );
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/config",
+      tags: ["Configuration"],
+      summary: "List configurations",
+      description: "Filters: environment, service_name, `keys[]` (or repeated `keys`). With " +
+        "`index` (from `X-Config-Index`) the request waits up to `wait` (e.g. `30s`, max 5m) " +
+        "for a change in that scope, like Consul's blocking queries.",
+      request: {
+        query: z.object({
+          environment: Environment.optional(),
+          service_name: ServiceName.optional(),
+          ...Paging(1000, 10_000),
+          index: z.coerce.number().int().min(0).optional(),
+          wait: z.string().regex(/^\d+(ms|s|m)?$/, "must be a duration like 30s, 500ms or 2m")
+            .optional(),
+        }),
+      },
+      responses: {
+        200: json(z.array(Entry), "Entries"),
+        ...problemResponses(400, 503),
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const keys = [...(c.req.queries("keys[]") ?? []), ...(c.req.queries("keys") ?? [])];
+      const bad = keys.find((k) => !KEY_PATTERN.test(k));
+      if (bad !== undefined) {
+        throw new ValidationError([{ field: "keys", in: "query", message: `invalid key ${bad}` }]);
+      }
+      if (q.index !== undefined) {
+        if (!q.environment) {
+          throw new ValidationError([{
+            field: "environment",
+            in: "query",
+            message: "is required with index",
+          }]);
+        }
+        const filter: WatchFilter = { environment: q.environment, service: q.service_name };
+        await hub.wait(
+          filter,
+          q.index,
+          Math.min(parseWait(q.wait ?? "30s"), MAX_WAIT_MS),
+          async () =>
+            (await config.changes({
+              after: q.index!,
+              environment: filter.environment,
+              service: filter.service,
+              limit: 1,
+            })).length > 0,
+          c.req.raw.signal,
+        );
+      }
+      const res = await config.list({
+        environment: q.environment,
+        service: q.service_name,
+        keys: keys.length ? keys : undefined,
+        limit: q.limit,
+        offset: q.offset,
+      });
+      c.header("X-Config-Index", String(Math.max(res.index, hub.lastSeq)));
+      return c.json(res.items as z.infer<typeof Entry>[], 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/config",
+      tags: ["Configuration"],
+      summary: "Create a configuration",
+      request: {
+        body: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: z.object({
+                key: Key,
+                value: Value,
+                environment: Environment,
+                service_name: ServiceName.nullable().optional(),
+                description: Description.optional(),
+                secret: z.boolean().optional(),
+              }).openapi("ConfigCreate"),
+            },
+          },
+        },
+      },
+      responses: {
+        201: json(Entry, "Created"),
+        ...problemResponses(400, 409, 413, 503),
+      },
+    }),
+    async (c) => {
+      const b = c.req.valid("json");
+      const res = await config.create({
+        id: id(b.key, b.environment, b.service_name),
+        value: valueText(b.value),
+        secret: b.secret ?? false,
+        description: b.description ?? null,
+        by: principal(c),
+      });
+      c.header("ETag", res.etag);
+      return c.json(res.entry as z.infer<typeof Entry>, 201);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/config/{key}",
+      tags: ["Configuration"],
+      summary: "Get a configuration",
+      description: "Resolves the service scope, then the environment's global scope; `scope` " +
+        "says which answered. Strong `ETag`; `If-None-Match` gives 304. " +
+        "`X-Config-Stale: true` when served from cache while the store is down.",
+      request: { params: KeyParam, query: ScopeQuery.extend({ reveal: z.string().optional() }) },
+      responses: {
+        200: json(Entry, "The entry"),
+        304: { description: "Not modified" },
+        ...problemResponses(400, 403, 404, 503),
+      },
+    }),
+    async (c) => {
+      refuseReveal(c);
+      const { key } = c.req.valid("param");
+      const q = c.req.valid("query");
+      const res = await config.get({ id: id(key, q.environment, q.service_name) });
+      const headers: Record<string, string> = { ETag: res.etag };
+      if (res.stale) headers["X-Config-Stale"] = "true";
+      const inm = c.req.header("if-none-match");
+      if (inm && (inm === "*" || inm.split(",").some((t) => t.trim() === res.etag))) {
+        return c.body(null, 304, headers);
+      }
+      headers["content-type"] = "application/json";
+      return c.body(res.body, 200, headers) as unknown as never;
+    },
+  );
+
+  const writeBody = z.object({
+    value: Value,
+    environment: Environment,
+    service_name: ServiceName.nullable().optional(),
+    description: Description.optional(),
+    secret: z.boolean().optional(),
+  }).openapi("ConfigUpdate");
+
+  r.openapi(
+    createRoute({
+      method: "put",
+      path: "/api/v1/config/{key}",
+      tags: ["Configuration"],
+      summary: "Update a configuration",
+      description: "`If-Match` with the ETag makes it a compare-and-set (412 when stale).",
+      request: {
+        params: KeyParam,
+        body: { required: true, content: { "application/json": { schema: writeBody } } },
+      },
+      responses: {
+        200: json(Entry, "Updated"),
+        ...problemResponses(400, 404, 412, 413, 503),
+      },
+    }),
+    async (c) => {
+      const { key } = c.req.valid("param");
+      const b = c.req.valid("json");
+      const res = await config.update({
+        id: id(key, b.environment, b.service_name),
+        value: valueText(b.value),
+        secret: b.secret,
+        description: b.description,
+        by: principal(c),
+        ifVersion: ifMatch(c),
+      });
+      c.header("ETag", res.etag);
+      return c.json(res.entry as z.infer<typeof Entry>, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "delete",
+      path: "/api/v1/config/{key}",
+      tags: ["Configuration"],
+      summary: "Delete a configuration",
+      description: "History is kept. `If-Match` makes it conditional (412 when stale).",
+      request: { params: KeyParam, query: ScopeQuery },
+      responses: {
+        200: json(Entry.extend({ deleted: z.literal(true) }), "Deleted"),
+        ...problemResponses(400, 404, 412, 503),
+      },
+    }),
+    async (c) => {
+      const { key } = c.req.valid("param");
+      const q = c.req.valid("query");
+      const res = await config.delete({
+        id: id(key, q.environment, q.service_name),
+        by: principal(c),
+        ifVersion: ifMatch(c),
+      });
+      return c.json(res.entry as z.infer<typeof Entry> & { deleted: true }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/config/{key}/history",
+      tags: ["Configuration"],
+      summary: "Change history, newest first",
+      request: { params: KeyParam, query: ScopeQuery.extend(Paging(50, 1000)) },
+      responses: {
+        200: json(z.array(HistoryItem), "History"),
+        ...problemResponses(400, 503),
+      },
+    }),
+    async (c) => {
+      const { key } = c.req.valid("param");
+      const q = c.req.valid("query");
+      const rows = await config.history({
+        id: id(key, q.environment, q.service_name),
+        limit: q.limit,
+        offset: q.offset,
+      });
+      return c.json(rows as z.infer<typeof HistoryItem>[], 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/config/{key}/rollback",
+      tags: ["Configuration"],
+      summary: "Write a new version with an old version's value",
+      request: {
+        params: KeyParam,
+        body: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: z.object({
+                environment: Environment,
+                service_name: ServiceName.nullable().optional(),
+                version: z.number().int().min(1),
+              }),
+            },
+          },
+        },
+      },
+      responses: {
+        200: json(Entry, "Rolled back"),
+        ...problemResponses(400, 404, 412, 503),
+      },
+    }),
+    async (c) => {
+      const { key } = c.req.valid("param");
+      const b = c.req.valid("json");
+      const res = await config.rollback({
+        id: id(key, b.environment, b.service_name),
+        toVersion: b.version,
+        by: principal(c),
+        ifVersion: ifMatch(c),
+      });
+      c.header("ETag", res.etag);
+      return c.json(res.entry as z.infer<typeof Entry>, 200);
+    },
+  );
+
+  return r;
+}
+
+/** `updated_by`: the `X-User` header until tokens name a principal, else "anonymous". */
+function principal(c: Context<AppEnv>): string {
+  const u = c.req.header("x-user");
+  if (u === undefined || u === "") return "anonymous";
+  if (!USER_PATTERN.test(u)) {
+    throw new ValidationError([{
+      field: "X-User",
+      in: "header",
+      message: "must be 1–128 printable ASCII characters",
+    }]);
+  }
+  return u;
+}
+
+/** The version an `If-Match` header names (`"s3"`, `"g3"` or `"3"`); `*` means any. */
+function ifMatch(c: Context<AppEnv>): number | undefined {
+  const h = c.req.header("if-match");
+  if (h === undefined || h.trim() === "*") return undefined;
+  const m = /^\s*"[sg]?(\d{1,9})"\s*$/.exec(h);
+  if (!m) {
+    throw new ValidationError([{
+      field: "If-Match",
+      in: "header",
+      message: 'must be an ETag this service sent, e.g. "s3"',
+    }]);
+  }
+  return Number(m[1]);
+}
+
+function parseWait(w: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(w)!;
+  const n = Number(m[1]);
+  return m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
+}
+
+const enc = new TextEncoder();
+
+function watchStream(
+  c: Context<AppEnv>,
+  filter: WatchFilter,
+  after: number | undefined,
+  config: ConfigClient,
+  hub: WatchHub,
+): Response {
+  let unsubscribe = () => {};
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  const stream = new ReadableStream<Uint8Array>({
+    async start(ctl) {
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        unsubscribe();
+        clearInterval(heartbeat);
+        try {
+          ctl.close();
+        } catch { /* already closed */ }
+      };
+      const push = (bytes: Uint8Array) => {
+        if (closed) return;
+        // A watcher this far behind is dropped rather than buffered without bound.
+        if ((ctl.desiredSize ?? 0) < -SLOW_WATCHER_FRAMES) return close();
+        ctl.enqueue(bytes);
+      };
+      let sent = after ?? hub.lastSeq;
+      let replaying = after !== undefined;
+      const held: { seq: number; frame: () => Uint8Array }[] = [];
+      unsubscribe = hub.subscribe(filter, (ch, frame) => {
+        if (replaying) held.push({ seq: ch.seq, frame });
+        else if (ch.seq > sent) {
+          sent = ch.seq;
+          push(frame());
+        }
+      });
+      push(enc.encode("retry: 1000\n: connected\n\n"));
+      if (after !== undefined) {
+        try {
+          // Subscribed first, replayed second: nothing committed in between is lost.
+          while (true) {
+            const missed = await config.changes({
+              after: sent,
+              environment: filter.environment,
+              service: filter.service,
+              limit: 1000,
+            });
+            for (const ch of missed) {
+              push(enc.encode(`id: ${ch.seq}\nevent: ${ch.type}\ndata: ${JSON.stringify(ch)}\n\n`));
+              sent = ch.seq;
+            }
+            if (missed.length < 1000) break;
+          }
+        } catch {
+          return close();
+        }
+        replaying = false;
+        for (const h of held) {
+          if (h.seq > sent) {
+            sent = h.seq;
+            push(h.frame());
+          }
+        }
+        held.length = 0;
+      }
+      heartbeat = setInterval(() => push(enc.encode(": heartbeat\n\n")), HEARTBEAT_MS);
+      if (hub.closing.aborted) close();
+      else hub.closing.addEventListener("abort", close, { once: true });
+    },
+    cancel() {
+      unsubscribe();
+      clearInterval(heartbeat);
+    },
+  }, { highWaterMark: 16 });
+  return c.body(stream, 200, {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",
+  });
+}
