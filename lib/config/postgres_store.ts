@@ -14,6 +14,8 @@ import { ConflictError } from "../errors.ts";
 
 /** Serializes change-log appends so `seq` order is commit order (watchers never skip one). */
 const CHANGELOG_LOCK = 727_274_001;
+/** First key of the two-key advisory locks that serialize writes to one id. */
+const ID_LOCK_SPACE = 727_274;
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE IF NOT EXISTS config_entries (
@@ -141,6 +143,11 @@ export class PostgresConfigStore implements ConfigStore {
     const id = op.id;
     try {
       return await this.#sql.begin(async (tx) => {
+        // Per-id lock before any read: under READ COMMITTED a FOR UPDATE on a row that does
+        // not exist yet locks nothing, so two creates (or a create and a rollback of a
+        // deleted entry) would both plan a write and the upsert would hide the conflict.
+        await tx`SELECT pg_advisory_xact_lock(${ID_LOCK_SPACE},
+          hashtext(${id.environment} || chr(1) || ${id.service} || chr(1) || ${id.key}))`;
         const cur = await tx`SELECT * FROM config_entries WHERE environment = ${id.environment}
           AND service = ${id.service} AND key = ${id.key} FOR UPDATE`;
         const last = await tx`SELECT COALESCE(MAX(version), 0) AS v FROM config_history
@@ -176,9 +183,9 @@ export class PostgresConfigStore implements ConfigStore {
         return { entry: e, change: { ...plan.change, seq: Number(r[0].seq) } };
       });
     } catch (err) {
-      // Two replicas creating the same entry at once: the loser hits the primary key.
-      if ((err as { code?: string }).code === "23505" && op.kind === "create") {
-        throw new ConflictError(`${describeId(id)} already exists; use PUT`);
+      // A unique violation can only come from a concurrent write to the same id.
+      if ((err as { code?: string }).code === "23505") {
+        throw new ConflictError(`${describeId(id)} was changed concurrently; retry`);
       }
       throw err;
     }
