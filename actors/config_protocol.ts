@@ -22,10 +22,10 @@ export interface WriteReply {
 export type ConfigCalls = CommonCalls & {
   /** Resolves service → global. Throws NotFoundError. */
   get: { req: { id: EntryId }; res: GetReply };
-  /** key → value of the keys found (service scope first, then global). */
+  /** JSON object text key → value of the keys found (service scope first, then global). */
   bulk: {
     req: { environment: string; service: string; keys: string[] };
-    res: Record<string, unknown>;
+    res: string;
   };
   list: {
     req: {

@@ -22,7 +22,7 @@ import {
   ValidationError,
 } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
-import { EntryCache, type Slot } from "../lib/config/cache.ts";
+import { EntryCache, type Slot, slotOf } from "../lib/config/cache.ts";
 import {
   changeView,
   type EntryId,
@@ -117,21 +117,21 @@ async function l2Get(id: EntryId): Promise<StoredEntry | null | undefined> {
 }
 
 /** Reads one id through L2 and the store, filling the caches. */
-async function load(id: EntryId): Promise<StoredEntry | null> {
+async function load(id: EntryId): Promise<Slot> {
   const epoch = cache.epoch;
   let entry = await l2Get(id);
   if (entry === undefined) {
     entry = await stored(() => store.get(id));
     l2Put(id, entry?.version ?? 0, entry);
   }
+  const slot = slotOf(entry);
   // An invalidation during the read may mean what was read is already old.
-  if (cache.epoch === epoch) cache.set(idKey(id), { entry });
-  return entry;
+  if (cache.epoch === epoch) cache.set(idKey(id), slot);
+  return slot;
 }
 
-function reply(slot: Slot & { entry: StoredEntry }): GetReply {
-  slot.body ??= JSON.stringify(entryView(slot.entry, true));
-  return { body: slot.body, etag: etagOf(slot.entry), stale: storageDown() };
+function reply(slot: Slot): GetReply {
+  return { body: slot.body!, etag: slot.etag, stale: storageDown() };
 }
 
 function notFound(id: EntryId): never {
@@ -146,20 +146,75 @@ function notFound(id: EntryId): never {
 function get(id: EntryId): GetReply | Promise<GetReply> {
   const global = { ...id, service: "" };
   const own = id.service ? cache.get(idKey(id)) : undefined;
-  if (own?.entry) return reply(own as Slot & { entry: StoredEntry });
+  if (own?.body) return reply(own);
   if (!id.service || own !== undefined) {
     const g = cache.get(idKey(global));
-    if (g?.entry) return reply(g as Slot & { entry: StoredEntry });
+    if (g?.body) return reply(g);
     if (g !== undefined) notFound(id);
   }
   return (async () => {
     if (id.service && own === undefined) {
-      const e = await load(id);
-      if (e) return reply({ entry: e });
+      const s = await load(id);
+      if (s.body) return reply(s);
     }
     const g = await load(global);
-    if (g) return reply({ entry: g });
+    if (g.body) return reply(g);
     notFound(id);
+  })();
+}
+
+/**
+ * Bulk GET as a ready JSON object text `{"key": value, …}` (service scope first, then
+ * global; missing keys left out). Cache hits are answered synchronously; the misses of
+ * both scopes are read with one query each.
+ */
+function bulk(environment: string, service: string, keys: string[]): string | Promise<string> {
+  const found = new Map<string, string>();
+  const unknown: string[] = [];
+  for (const key of keys) {
+    const own = service ? cache.get(idKey({ environment, service, key })) : undefined;
+    if (own?.body) {
+      found.set(key, own.value);
+      continue;
+    }
+    if (service && own === undefined) {
+      unknown.push(key);
+      continue;
+    }
+    const g = cache.get(idKey({ environment, service: "", key }));
+    if (g === undefined) unknown.push(key);
+    else if (g.body) found.set(key, g.value);
+  }
+  const render = () => {
+    const parts: string[] = [];
+    for (const key of keys) {
+      const v = found.get(key);
+      if (v !== undefined) parts.push(`${JSON.stringify(key)}:${v}`);
+    }
+    return `{${parts.join(",")}}`;
+  };
+  if (unknown.length === 0) return render();
+  return (async () => {
+    const epoch = cache.epoch;
+    const [own, global] = await Promise.all([
+      service ? stored(() => store.getMany(environment, service, unknown)) : [],
+      stored(() => store.getMany(environment, "", unknown)),
+    ]);
+    const byKey = (rows: StoredEntry[]) => new Map(rows.map((e) => [e.key, e]));
+    const ownBy = byKey(own);
+    const globalBy = byKey(global);
+    const fill = epoch === cache.epoch;
+    for (const key of unknown) {
+      const o = service ? slotOf(ownBy.get(key) ?? null) : undefined;
+      const g = slotOf(globalBy.get(key) ?? null);
+      if (fill) {
+        if (o) cache.set(idKey({ environment, service, key }), o);
+        cache.set(idKey({ environment, service: "", key }), g);
+      }
+      const hit = o?.body ? o : g.body ? g : undefined;
+      if (hit) found.set(key, hit.value);
+    }
+    return render();
   })();
 }
 
@@ -171,7 +226,7 @@ async function write(op: WriteOp, ctx: Ctx): Promise<WriteReply> {
   }
   const res = await stored(() => store.write(op));
   const key = idKey(op.id);
-  cache.set(key, { entry: res.entry });
+  cache.set(key, slotOf(res.entry));
   l2Put(op.id, res.change.version, res.entry);
   if (redis?.status === "ready") {
     redis.publish(INVALIDATE_CHANNEL, JSON.stringify({ seq: res.change.seq, from: instance }))
@@ -220,9 +275,9 @@ async function tail(ctx: Ctx): Promise<void> {
       if (changes.length === 0) break;
       for (const c of changes) {
         const key = idKey(c);
-        const cur = cache.get(key);
+        const cur = cache.peek(key);
         // Our own writes are cached already at this version; others' are dropped.
-        if (!cur || (cur.entry?.version ?? 0) < c.version) cache.invalidate(key);
+        if (!cur || cur.version < c.version) cache.invalidate(key);
       }
       lastSeq = changes[changes.length - 1].seq;
       ctx.emit({ type: "config_changes", changes: changes.map(changeView) });
@@ -367,18 +422,7 @@ serveActor<ConfigCalls>({
       case "get":
         return get(msg.id);
       case "bulk":
-        return (async () => {
-          const out: Record<string, unknown> = {};
-          for (const key of msg.keys) {
-            try {
-              const r = await get({ environment: msg.environment, service: msg.service, key });
-              out[key] = JSON.parse(r.body).value;
-            } catch (err) {
-              if ((err as Error).name !== "NotFoundError") throw err;
-            }
-          }
-          return out;
-        })();
+        return bulk(msg.environment, msg.service, msg.keys);
       case "list":
         return (async () => {
           const rows = await stored(() => store.list(msg));
@@ -397,9 +441,9 @@ serveActor<ConfigCalls>({
       case "update":
         return (async () => {
           // Unsaid `secret` keeps the entry's: a PUT of a new password stays a secret.
-          const known = cache.get(idKey(msg.id))?.entry;
-          const secret = msg.secret ?? (known ?? await stored(() => store.get(msg.id)))?.secret ??
-            false;
+          const known = cache.peek(idKey(msg.id));
+          const secret = msg.secret ??
+            (known?.body ? known.secret : (await stored(() => store.get(msg.id)))?.secret) ?? false;
           return write({
             kind: "update",
             id: msg.id,

@@ -2,13 +2,32 @@
  * The ConfigActor's in-memory cache: entries (and known absences) by id, bounded, least
  * recently used first out. A cached read never touches the store.
  */
-import type { StoredEntry } from "./model.ts";
+import { entryView, etagOf, MASK, type StoredEntry } from "./model.ts";
 
+/**
+ * What the cache keeps of an entry: the GET document ready to send (secrets masked) and the
+ * few fields the actor decides on. Nothing else: at 100,000 entries every field counts.
+ */
 export interface Slot {
-  /** null: known not to exist. */
-  entry: StoredEntry | null;
-  /** The GET document, built once per version. */
-  body?: string;
+  /** The GET document; null when the entry is known not to exist. */
+  body: string | null;
+  /** JSON text of the value as shown (secrets masked), for bulk answers. */
+  value: string;
+  etag: string;
+  version: number;
+  secret: boolean;
+}
+
+/** The slot for an entry as read or written (null: known absent). */
+export function slotOf(e: StoredEntry | null): Slot {
+  if (!e) return { body: null, value: "null", etag: "", version: 0, secret: false };
+  return {
+    body: JSON.stringify(entryView(e, true)),
+    value: e.secret ? JSON.stringify(MASK) : e.value,
+    etag: etagOf(e),
+    version: e.version,
+    secret: e.secret,
+  };
 }
 
 export class EntryCache {
@@ -38,6 +57,11 @@ export class EntryCache {
     this.#map.delete(key);
     this.#map.set(key, s);
     return s;
+  }
+
+  /** Looks without counting a hit or refreshing recency. */
+  peek(key: string): Slot | undefined {
+    return this.#map.get(key);
   }
 
   set(key: string, slot: Slot): void {
