@@ -73,7 +73,10 @@ let subscriber: Redis | null = null;
 let producer: Producer | null = null;
 let producerConnected = false;
 let relayLeader: { release(): void } | null = null;
+/** Highest change sequence emitted to watchers. */
 let lastSeq = 0;
+/** Highest change sequence this actor committed (may be ahead of `lastSeq`). */
+let committedSeq = 0;
 let tailing = false;
 let tailAgain = false;
 let relaying = false;
@@ -219,12 +222,11 @@ function bulk(environment: string, service: string, keys: string[]): string | Pr
 }
 
 async function write(op: WriteOp, ctx: Ctx): Promise<WriteReply> {
-  if (storageDown() && sql) {
-    // Fail fast rather than wait for the pool's connect timeout on every write.
-    const s = monitor.last.find((b) => b.name === "storage");
-    throw new BackendUnavailableError("storage", `Configuration store unavailable: ${s?.error}`);
-  }
+  // No fail-fast on the probe's verdict: a probe that times out under load would turn every
+  // write into a 503 until the next probe. A store that is really down fails the write
+  // within the pool's connect timeout.
   const res = await stored(() => store.write(op));
+  if (res.change.seq > committedSeq) committedSeq = res.change.seq;
   const key = idKey(op.id);
   cache.set(key, slotOf(res.entry));
   l2Put(op.id, res.change.version, res.entry);
@@ -426,7 +428,7 @@ serveActor<ConfigCalls>({
       case "list":
         return (async () => {
           const rows = await stored(() => store.list(msg));
-          return { items: rows.map((e) => entryView(e)), index: lastSeq };
+          return { items: rows.map((e) => entryView(e)), index: Math.max(lastSeq, committedSeq) };
         })();
       case "create":
         return (async () =>
@@ -476,7 +478,7 @@ serveActor<ConfigCalls>({
             }, msg.limit)
           )).map(changeView))();
       case "index":
-        return lastSeq;
+        return Math.max(lastSeq, committedSeq);
       case "outbox":
         return (async () => ({
           backlog: await stored(() => store.backlog()),

@@ -56,6 +56,12 @@ export class PayloadTooLargeError extends DomainError {
   override readonly name = "PayloadTooLargeError";
   override readonly status = 413;
   override readonly title = "Content Too Large";
+  readonly errors: FieldError[];
+  constructor(errors: FieldError[], message?: string) {
+    super(message ?? errors.map((e) => `${e.field} ${e.message}`).join("; "));
+    this.errors = errors;
+    this.extra.errors = errors;
+  }
 }
 
 export class ForbiddenError extends DomainError {
@@ -101,7 +107,7 @@ export interface SerializedError {
 
 /** Turns any thrown value into plain data that keeps the domain class and fields. */
 export function serializeError(err: unknown): SerializedError {
-  if (err instanceof ValidationError) {
+  if (err instanceof ValidationError || err instanceof PayloadTooLargeError) {
     return { name: err.name, message: err.message, fields: { errors: err.errors } };
   }
   if (err instanceof BackendUnavailableError) {
@@ -134,7 +140,7 @@ export function deserializeError(e: SerializedError): Error {
     case "ForbiddenError":
       return new ForbiddenError(e.message);
     case "PayloadTooLargeError":
-      return new PayloadTooLargeError(e.message);
+      return new PayloadTooLargeError(f.errors as FieldError[], e.message);
     case "BackendUnavailableError":
       return new BackendUnavailableError(String(f.backend ?? "unknown"), e.message);
     case "ActorTimeoutError":

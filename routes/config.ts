@@ -8,7 +8,12 @@ import { fieldErrors, newRouter } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import type { ConfigClient } from "../actors/config_client.ts";
 import type { Settings } from "../lib/settings.ts";
-import { ForbiddenError, PayloadTooLargeError, ValidationError } from "../lib/errors.ts";
+import {
+  ForbiddenError,
+  PayloadTooLargeError,
+  PreconditionFailedError,
+  ValidationError,
+} from "../lib/errors.ts";
 import type { WatchFilter, WatchHub } from "../lib/config/watch_hub.ts";
 import { PROBLEM_CONTENT_TYPE } from "../lib/problem.ts";
 import type { EntryId } from "../lib/config/model.ts";
@@ -29,8 +34,17 @@ const HEARTBEAT_MS = 15_000;
 const SLOW_WATCHER_FRAMES = 1_000;
 const MAX_WAIT_MS = 300_000;
 
-const Key = z.string().regex(KEY_PATTERN, "must be 1–256 characters of A-Z a-z 0-9 . _ : / -")
-  .openapi({ example: "model_path" });
+/** Keys a GET could not address: path segments of dots, and the names of fixed routes. */
+const RESERVED_KEYS = /^(\.+|status|watch)$/;
+export function keyProblem(key: string): string | null {
+  if (!KEY_PATTERN.test(key)) return "must be 1–256 characters of A-Z a-z 0-9 . _ : / -";
+  if (RESERVED_KEYS.test(key)) return "is reserved (dots only, status and watch are routes)";
+  return null;
+}
+const Key = z.string().superRefine((k, ctx) => {
+  const p = keyProblem(k);
+  if (p) ctx.addIssue({ code: "custom", message: p });
+}).openapi({ example: "model_path", pattern: KEY_PATTERN.source });
 const ServiceName = z.string().regex(
   SERVICE_PATTERN,
   "must be 1–128 characters of A-Z a-z 0-9 . _ -",
@@ -107,7 +121,11 @@ export function configRoutes(deps: ConfigDeps) {
   const valueText = (value: unknown): string => {
     const text = JSON.stringify(value);
     if (new TextEncoder().encode(text).length > maxValue) {
-      throw new PayloadTooLargeError(`value is larger than CONFIG_MAX_VALUE_BYTES (${maxValue})`);
+      throw new PayloadTooLargeError([{
+        field: "value",
+        in: "body",
+        message: `is larger than CONFIG_MAX_VALUE_BYTES (${maxValue} bytes as JSON)`,
+      }]);
     }
     return text;
   };
@@ -222,7 +240,7 @@ export function configRoutes(deps: ConfigDeps) {
     async (c) => {
       const q = c.req.valid("query");
       const keys = [...(c.req.queries("keys[]") ?? []), ...(c.req.queries("keys") ?? [])];
-      const bad = keys.find((k) => !KEY_PATTERN.test(k));
+      const bad = keys.find((k) => keyProblem(k) !== null);
       if (bad !== undefined) {
         throw new ValidationError([{ field: "keys", in: "query", message: `invalid key ${bad}` }]);
       }
@@ -298,6 +316,7 @@ export function configRoutes(deps: ConfigDeps) {
         description: b.description ?? null,
         by: principal(c),
       });
+      hub.committed(res.seq);
       c.header("ETag", res.etag);
       return c.json(res.entry as z.infer<typeof Entry>, 201);
     },
@@ -325,19 +344,17 @@ export function configRoutes(deps: ConfigDeps) {
   r.get("/api/v1/config/:key", async (c) => {
     const key = c.req.param("key");
     const q = getQuery.safeParse(c.req.query());
+    const kp = keyProblem(key);
     const errors = [
-      ...(KEY_PATTERN.test(key) ? [] : [{
-        field: "key",
-        in: "path",
-        message: "must be 1–256 characters of A-Z a-z 0-9 . _ : / -",
-      }]),
+      ...(kp ? [{ field: "key", in: "path", message: kp }] : []),
       ...(q.success ? [] : fieldErrors(q.error, "query")),
     ];
     if (errors.length > 0 || !q.success) throw new ValidationError(errors);
     if (q.data.reveal === "true") refuseReveal(c);
     const res = await config.get({ id: id(key, q.data.environment, q.data.service_name) });
     const inm = c.req.header("if-none-match");
-    if (inm && (inm === "*" || inm.split(",").some((t) => t.trim() === res.etag))) {
+    // Weak comparison (RFC 9110 §13.1.2): a proxy may have weakened our strong tag.
+    if (inm && (inm.trim() === "*" || inm.split(",").some((t) => weak(t) === res.etag))) {
       return new Response(null, { status: 304, headers: { etag: res.etag } });
     }
     const headers: Record<string, string> = {
@@ -381,8 +398,9 @@ export function configRoutes(deps: ConfigDeps) {
         secret: b.secret,
         description: b.description,
         by: principal(c),
-        ifVersion: ifMatch(c),
+        ifVersion: ifMatch(c, b.service_name),
       });
+      hub.committed(res.seq);
       c.header("ETag", res.etag);
       return c.json(res.entry as z.infer<typeof Entry>, 200);
     },
@@ -407,8 +425,9 @@ export function configRoutes(deps: ConfigDeps) {
       const res = await config.delete({
         id: id(key, q.environment, q.service_name),
         by: principal(c),
-        ifVersion: ifMatch(c),
+        ifVersion: ifMatch(c, q.service_name),
       });
+      hub.committed(res.seq);
       return c.json(res.entry as z.infer<typeof Entry> & { deleted: true }, 200);
     },
   );
@@ -470,8 +489,9 @@ export function configRoutes(deps: ConfigDeps) {
         id: id(key, b.environment, b.service_name),
         toVersion: b.version,
         by: principal(c),
-        ifVersion: ifMatch(c),
+        ifVersion: ifMatch(c, b.service_name),
       });
+      hub.committed(res.seq);
       c.header("ETag", res.etag);
       return c.json(res.entry as z.infer<typeof Entry>, 200);
     },
@@ -494,11 +514,19 @@ function principal(c: Context<AppEnv>): string {
   return u;
 }
 
-/** The version an `If-Match` header names (`"s3"`, `"g3"` or `"3"`); `*` means any. */
-function ifMatch(c: Context<AppEnv>): number | undefined {
+function weak(tag: string): string {
+  const t = tag.trim();
+  return t.startsWith("W/") ? t.slice(2) : t;
+}
+
+/**
+ * The version an `If-Match` header names for the addressed scope (`"s3"` service, `"g3"`
+ * global, or `"3"`); `*` means any. A tag of the other scope never matches (412).
+ */
+function ifMatch(c: Context<AppEnv>, service: string | null | undefined): number | undefined {
   const h = c.req.header("if-match");
   if (h === undefined || h.trim() === "*") return undefined;
-  const m = /^\s*"[sg]?(\d{1,9})"\s*$/.exec(h);
+  const m = /^\s*"([sg]?)(\d{1,9})"\s*$/.exec(h);
   if (!m) {
     throw new ValidationError([{
       field: "If-Match",
@@ -506,7 +534,12 @@ function ifMatch(c: Context<AppEnv>): number | undefined {
       message: 'must be an ETag this service sent, e.g. "s3"',
     }]);
   }
-  return Number(m[1]);
+  if (m[1] && m[1] !== (service ? "s" : "g")) {
+    throw new PreconditionFailedError(
+      `If-Match names the ${m[1] === "s" ? "service" : "global"} entry, not the one addressed`,
+    );
+  }
+  return Number(m[2]);
 }
 
 function parseWait(w: string): number {

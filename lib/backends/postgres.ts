@@ -3,11 +3,12 @@ import postgres from "postgres";
 import type { BackendProbe } from "../backend.ts";
 
 export type Sql = postgres.Sql<Record<string, unknown>>;
+export type ReservedSql = postgres.ReservedSql<Record<string, unknown>>;
 
 export interface PostgresOptions {
   /** Pool size (default 10). */
   max?: number;
-  /** Seconds to wait for a connection (default 5). */
+  /** Seconds to wait for a connection (default 3: under the 5 s actor call timeout). */
   connectTimeout?: number;
 }
 
@@ -19,7 +20,7 @@ export interface PostgresOptions {
 export function createPostgres(url: string, opts: PostgresOptions = {}): Sql {
   return postgres(url.replace(/^postgresql\+asyncpg:/, "postgresql:"), {
     max: opts.max ?? 10,
-    connect_timeout: opts.connectTimeout ?? 5,
+    connect_timeout: opts.connectTimeout ?? 3,
     max_pipeline: 1,
     idle_timeout: 60,
     onnotice: () => {},
@@ -34,4 +35,28 @@ export function postgresProbe(sql: Sql): BackendProbe {
       await sql`SELECT 1 AS ok`;
     },
   };
+}
+
+/**
+ * Runs `fn` in a transaction on a reserved connection (BEGIN … COMMIT, ROLLBACK on error).
+ * Not `sql.begin()`: in postgres@3.4.9 with `max_pipeline: 1` it can send BEGIN without
+ * reserving the connection (porsager/postgres#1189, #1218), which surfaced here as
+ * UNSAFE_TRANSACTION under 50 concurrent writes and can leave a transaction open on a
+ * pooled connection.
+ */
+export async function transaction<T>(sql: Sql, fn: (tx: ReservedSql) => Promise<T>): Promise<T> {
+  const conn = await sql.reserve();
+  try {
+    await conn`BEGIN`;
+    try {
+      const out = await fn(conn);
+      await conn`COMMIT`;
+      return out;
+    } catch (err) {
+      await conn`ROLLBACK`.catch(() => {});
+      throw err;
+    }
+  } finally {
+    conn.release();
+  }
 }

@@ -1,5 +1,5 @@
 /** The PostgreSQL `ConfigStore` through `npm:postgres`. */
-import type { Sql } from "../backends/postgres.ts";
+import { type Sql, transaction } from "../backends/postgres.ts";
 import type { ChangeFilter, ConfigStore, ListFilter, WriteResult } from "./store.ts";
 import {
   type EntryId,
@@ -100,7 +100,7 @@ export class PostgresConfigStore implements ConfigStore {
 
   async migrate(): Promise<void> {
     const sql = this.#sql;
-    await sql.begin(async (tx) => {
+    await transaction(sql, async (tx) => {
       // One migrator at a time across replicas.
       await tx`SELECT pg_advisory_xact_lock(727274000)`;
       await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -142,7 +142,7 @@ export class PostgresConfigStore implements ConfigStore {
   async write(op: WriteOp): Promise<WriteResult> {
     const id = op.id;
     try {
-      return await this.#sql.begin(async (tx) => {
+      return await transaction(this.#sql, async (tx) => {
         // Per-id lock before any read: under READ COMMITTED a FOR UPDATE on a row that does
         // not exist yet locks nothing, so two creates (or a create and a rollback of a
         // deleted entry) would both plan a write and the upsert would hide the conflict.

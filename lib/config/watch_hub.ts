@@ -42,6 +42,15 @@ export class WatchHub {
   }
   #listeners = new Set<{ filter: WatchFilter; fn: Listener }>();
 
+  /**
+   * Records a sequence this process's writes committed and acknowledged: watchers that
+   * connect and indexes handed out after the acknowledgement start past it, even before
+   * the change itself reaches the hub.
+   */
+  committed(seq: number): void {
+    if (seq > this.lastSeq) this.lastSeq = seq;
+  }
+
   get watchers(): number {
     return this.#listeners.size;
   }
