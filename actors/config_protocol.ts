@@ -74,5 +74,7 @@ export type ConfigCalls = CommonCalls & {
   tail: { req: NoFields; res: void };
   tail_tick: { req: NoFields; res: void };
   relay: { req: NoFields; res: void };
+  /** Self-message: run migrations again after the store was unreachable at start. */
+  open: { req: NoFields; res: void };
   prune: { req: NoFields; res: void };
 };

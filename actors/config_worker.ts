@@ -65,6 +65,9 @@ return 1`;
 
 let monitor: BackendMonitor;
 let store: ConfigStore;
+/** False until migrations ran: a store that is down at start is retried, not fatal. */
+let storeReady = false;
+let migrateDelay = 500;
 let sql: Sql | null = null;
 let cache: EntryCache;
 let secrets: SecretBox | null = null;
@@ -90,6 +93,12 @@ function storageDown(): boolean {
 
 /** Runs a store call; driver failures become 503 (domain errors pass through). */
 async function stored<T>(fn: () => Promise<T>): Promise<T> {
+  if (!storeReady) {
+    throw new BackendUnavailableError(
+      "storage",
+      "Configuration store unavailable: not reachable since start (retrying)",
+    );
+  }
   try {
     return await fn();
   } catch (err) {
@@ -292,6 +301,24 @@ async function tail(ctx: Ctx): Promise<void> {
   }
 }
 
+/** Runs migrations and reads the change-log head; retries with backoff while unreachable. */
+async function openStore(ctx: Ctx): Promise<void> {
+  try {
+    await store.migrate();
+    lastSeq = await store.maxSeq();
+    storeReady = true;
+    ctx.after(TAIL_MS, { type: "tail_tick" });
+    if (producer) ctx.after(0, { type: "relay" });
+  } catch (err) {
+    log.warn("configuration store unreachable; retrying", {
+      error: err instanceof Error ? err.message : String(err),
+      retry_in_ms: migrateDelay,
+    });
+    ctx.after(migrateDelay, { type: "open" });
+    migrateDelay = Math.min(migrateDelay * 2, 5_000);
+  }
+}
+
 async function becomeRelayLeader(): Promise<boolean> {
   if (relayLeader) return true;
   if (!sql) {
@@ -386,8 +413,6 @@ serveActor<ConfigCalls>({
       probes.push(sqliteProbe(db));
       store = new SqliteConfigStore(db);
     }
-    await store.migrate();
-    lastSeq = await store.maxSeq();
     if (s.REDIS_HOST) {
       redis = createRedis(s);
       probes.push(redisProbe(redis));
@@ -406,12 +431,11 @@ serveActor<ConfigCalls>({
       const kafka = createKafka(s.KAFKA_BOOTSTRAP_SERVERS);
       probes.push(kafkaProbe(kafka.admin()));
       producer = createProducer(kafka);
-      ctx.after(0, { type: "relay" });
     } else fixed.push(disabledStatus("events", "none"));
     monitor = new BackendMonitor(probes, fixed);
     ctx.after(0, { type: "probe" });
-    ctx.after(TAIL_MS, { type: "tail_tick" });
     ctx.after(PRUNE_MS, { type: "prune" });
+    await openStore(ctx);
   },
   handle(msg, ctx) {
     switch (msg.type) {
@@ -485,11 +509,13 @@ serveActor<ConfigCalls>({
           relaying: relayLeader !== null,
         }))();
       case "tail":
-        return tail(ctx);
+        return storeReady ? tail(ctx) : undefined;
       case "tail_tick":
         return tail(ctx).finally(() => ctx.after(TAIL_MS, { type: "tail_tick" }));
       case "relay":
-        return relay(ctx);
+        return storeReady ? relay(ctx) : undefined;
+      case "open":
+        return openStore(ctx);
       case "prune":
         return (async () => {
           try {
