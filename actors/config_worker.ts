@@ -67,6 +67,10 @@ let monitor: BackendMonitor;
 let store: ConfigStore;
 /** False until migrations ran: a store that is down at start is retried, not fatal. */
 let storeReady = false;
+/** The last store call (or probe) failed: cached answers are marked stale. */
+let storeFailing = false;
+/** Bound on one store call: below the actor call timeout, so callers get 503, not 504. */
+let storeTimeoutMs = 4_000;
 let migrateDelay = 500;
 let sql: Sql | null = null;
 let cache: EntryCache;
@@ -75,7 +79,7 @@ let redis: Redis | null = null;
 let subscriber: Redis | null = null;
 let producer: Producer | null = null;
 let producerConnected = false;
-let relayLeader: { release(): void } | null = null;
+let relayLeader: { release(): void; check(): Promise<boolean> } | null = null;
 /** Highest change sequence emitted to watchers. */
 let lastSeq = 0;
 /** Highest change sequence this actor committed (may be ahead of `lastSeq`). */
@@ -88,10 +92,14 @@ let topic = "config-updates";
 let instance = "";
 
 function storageDown(): boolean {
-  return monitor.last.some((b) => b.name === "storage" && b.status === "down");
+  return storeFailing || !storeReady;
 }
 
-/** Runs a store call; driver failures become 503 (domain errors pass through). */
+/**
+ * Runs a store call, bounded by {@link storeTimeoutMs} so a caller gets a 503 before its
+ * actor call times out (504); driver failures become 503, domain errors pass through.
+ * Outcomes feed `storeFailing`, which marks cached answers stale.
+ */
 async function stored<T>(fn: () => Promise<T>): Promise<T> {
   if (!storeReady) {
     throw new BackendUnavailableError(
@@ -99,13 +107,27 @@ async function stored<T>(fn: () => Promise<T>): Promise<T> {
       "Configuration store unavailable: not reachable since start (retrying)",
     );
   }
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    return await fn();
+    const out = await Promise.race([
+      fn(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${storeTimeoutMs} ms`)),
+          storeTimeoutMs,
+        );
+      }),
+    ]);
+    storeFailing = false;
+    return out;
   } catch (err) {
     if (err instanceof DomainError) throw err;
+    storeFailing = true;
     const msg = err instanceof Error ? err.message : String(err);
     log.warn("config store call failed", { error: msg });
     throw new BackendUnavailableError("storage", `Configuration store unavailable: ${msg}`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -272,6 +294,23 @@ async function storedValue(value: string, secret: boolean): Promise<string> {
   return await secrets.encrypt(value);
 }
 
+/** The entry a change leaves behind (null after a delete). */
+function changeEntry(c: StoredChange): StoredEntry | null {
+  if (c.value === null) return null;
+  return {
+    environment: c.environment,
+    service: c.service,
+    key: c.key,
+    value: c.value,
+    secret: c.secret,
+    description: c.description,
+    version: c.version,
+    created_at: c.created_at,
+    updated_at: c.updated_at,
+    updated_by: c.updated_by,
+  };
+}
+
 /** Applies committed changes (ours and other replicas') to the cache and tells watchers. */
 async function tail(ctx: Ctx): Promise<void> {
   if (tailing) {
@@ -283,9 +322,13 @@ async function tail(ctx: Ctx): Promise<void> {
     do {
       tailAgain = false;
       const changes: StoredChange[] = await store.changesSince(lastSeq, {}, 1000);
+      storeFailing = false;
       if (changes.length === 0) break;
       for (const c of changes) {
         const key = idKey(c);
+        // The writer's own L2 update may not have landed yet: push the committed state so
+        // a read here cannot fetch the older one from Redis and keep it (versions only rise).
+        l2Put(c, c.version, changeEntry(c));
         const cur = cache.peek(key);
         // Our own writes are cached already at this version; others' are dropped.
         if (!cur || cur.version < c.version) cache.invalidate(key);
@@ -295,6 +338,7 @@ async function tail(ctx: Ctx): Promise<void> {
       if (changes.length === 1000) tailAgain = true;
     } while (tailAgain);
   } catch (err) {
+    storeFailing = true;
     log.debug("config tail failed", { error: String(err) });
   } finally {
     tailing = false;
@@ -319,19 +363,41 @@ async function openStore(ctx: Ctx): Promise<void> {
   }
 }
 
+/**
+ * Holds (or takes) the relay lock: a session advisory lock on a reserved connection. The
+ * lock is checked on every relay round, so a lost connection (which drops the lock in
+ * PostgreSQL) is noticed before relaying again.
+ */
 async function becomeRelayLeader(): Promise<boolean> {
-  if (relayLeader) return true;
   if (!sql) {
-    relayLeader = { release() {} };
+    relayLeader ??= { release() {}, check: () => Promise.resolve(true) };
     return true;
   }
-  const conn = await sql.reserve();
-  const [r] = await conn`SELECT pg_try_advisory_lock(${RELAY_LOCK}) AS ok`;
-  if (!r.ok) {
-    conn.release();
-    return false;
+  if (relayLeader) {
+    if (await relayLeader.check().catch(() => false)) return true;
+    relayLeader.release();
+    relayLeader = null;
   }
-  relayLeader = { release: () => conn.release() };
+  const conn = await sql.reserve();
+  let ok = false;
+  try {
+    ok = Boolean((await conn`SELECT pg_try_advisory_lock(${RELAY_LOCK}) AS ok`)[0].ok);
+  } finally {
+    if (!ok) conn.release();
+  }
+  if (!ok) return false;
+  relayLeader = {
+    check: async () =>
+      Boolean(
+        (await conn`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+          AND objid = ${RELAY_LOCK} AND pid = pg_backend_pid() AND granted) AS held`)[0].held,
+      ),
+    release: () => {
+      // Unlock before the connection goes back to the pool, or a pooled session would
+      // keep holding it.
+      conn`SELECT pg_advisory_unlock(${RELAY_LOCK})`.catch(() => {}).finally(() => conn.release());
+    },
+  };
   log.info("relaying the configuration outbox to Kafka", { instance });
   return true;
 }
@@ -382,11 +448,7 @@ async function relay(ctx: Ctx): Promise<void> {
       error: err instanceof Error ? err.message : String(err),
       retry_in_ms: relayDelay,
     });
-    if (relayLeader && sql) {
-      // The lock's connection may be gone: take the lock again next time.
-      relayLeader.release();
-      relayLeader = null;
-    }
+    // Keep the lock: the next round checks it is still held before relaying.
     next = relayDelay;
     relayDelay = Math.min(relayDelay * 2, 5_000);
   } finally {
@@ -399,6 +461,7 @@ serveActor<ConfigCalls>({
   async init(ctx) {
     const s = ctx.settings;
     instance = s.SERVICE_INSTANCE_ID;
+    storeTimeoutMs = Math.max(100, Math.min(4_000, s.ACTOR_CALL_TIMEOUT_MS - 500));
     topic = s.KAFKA_TOPIC_CONFIG_UPDATES;
     cache = new EntryCache(s.CONFIG_CACHE_MAX_ENTRIES);
     secrets = await loadSecretBox(s);

@@ -21,6 +21,9 @@ export function createPostgres(url: string, opts: PostgresOptions = {}): Sql {
   return postgres(url.replace(/^postgresql\+asyncpg:/, "postgresql:"), {
     max: opts.max ?? 10,
     connect_timeout: opts.connectTimeout ?? 3,
+    // The default reconnect backoff grows to 20 s and is shared by the pool: during an
+    // outage every new query first waited seconds just to try connecting (→ 504s).
+    backoff: () => 0.25,
     max_pipeline: 1,
     idle_timeout: 60,
     onnotice: () => {},

@@ -148,38 +148,42 @@ export class PostgresConfigStore implements ConfigStore {
         // deleted entry) would both plan a write and the upsert would hide the conflict.
         await tx`SELECT pg_advisory_xact_lock(${ID_LOCK_SPACE},
           hashtext(${id.environment} || chr(1) || ${id.service} || chr(1) || ${id.key}))`;
-        const cur = await tx`SELECT * FROM config_entries WHERE environment = ${id.environment}
-          AND service = ${id.service} AND key = ${id.key} FOR UPDATE`;
-        const last = await tx`SELECT COALESCE(MAX(version), 0) AS v FROM config_history
-          WHERE environment = ${id.environment} AND service = ${id.service} AND key = ${id.key}`;
-        let target: StoredHistory | null | undefined;
-        if (op.kind === "rollback") {
-          const t = await tx`SELECT * FROM config_history WHERE environment = ${id.environment}
-            AND service = ${id.service} AND key = ${id.key} AND version = ${op.toVersion}`;
-          target = t.length ? history(t[0]) : null;
-        }
+        // One round trip for everything the plan needs (the id lock makes FOR UPDATE moot).
+        const where = tx`environment = ${id.environment} AND service = ${id.service}
+          AND key = ${id.key}`;
+        const [state] = await tx`SELECT
+          (SELECT row_to_json(e) FROM config_entries e WHERE ${where}) AS current,
+          (SELECT COALESCE(MAX(version), 0) FROM config_history WHERE ${where}) AS last,
+          ${
+          op.kind === "rollback"
+            ? tx`(SELECT row_to_json(h) FROM config_history h WHERE ${where}
+                AND version = ${op.toVersion})`
+            : tx`NULL::json`
+        } AS target`;
         const plan = planWrite(
           op,
-          { current: cur.length ? entry(cur[0]) : null, lastVersion: Number(last[0].v), target },
+          {
+            current: state.current ? entry(state.current as Row) : null,
+            lastVersion: Number(state.last),
+            target: state.target ? history(state.target as Row) : null,
+          },
           new Date().toISOString(),
           crypto.randomUUID(),
         );
         const e = plan.entry;
-        if (e) {
-          await tx`INSERT INTO config_entries ${
-            tx({ ...e, description: e.description })
-          } ON CONFLICT (environment, service, key) DO UPDATE SET value = excluded.value,
-            secret = excluded.secret, description = excluded.description,
-            version = excluded.version, updated_at = excluded.updated_at,
-            updated_by = excluded.updated_by`;
-        } else {
-          await tx`DELETE FROM config_entries WHERE environment = ${id.environment}
-            AND service = ${id.service} AND key = ${id.key}`;
-        }
-        await tx`INSERT INTO config_history ${tx({ ...plan.history })}`;
+        const entryWrite = e
+          ? tx`INSERT INTO config_entries ${tx({ ...e })}
+              ON CONFLICT (environment, service, key) DO UPDATE SET value = excluded.value,
+              secret = excluded.secret, description = excluded.description,
+              version = excluded.version, updated_at = excluded.updated_at,
+              updated_by = excluded.updated_by`
+          : tx`DELETE FROM config_entries WHERE ${where}`;
         // Taken last and held to commit: a reader that sees seq n sees every seq < n.
         await tx`SELECT pg_advisory_xact_lock(${CHANGELOG_LOCK})`;
-        const r = await tx`INSERT INTO config_changes ${tx({ ...plan.change })} RETURNING seq`;
+        // Entry, history and change log in one statement.
+        const r = await tx`WITH e AS (${entryWrite}),
+          h AS (INSERT INTO config_history ${tx({ ...plan.history })})
+          INSERT INTO config_changes ${tx({ ...plan.change })} RETURNING seq`;
         return { entry: e, change: { ...plan.change, seq: Number(r[0].seq) } };
       });
     } catch (err) {
