@@ -321,6 +321,7 @@ async function tail(ctx: Ctx): Promise<void> {
   try {
     do {
       tailAgain = false;
+      await store.sequence?.();
       const changes: StoredChange[] = await store.changesSince(lastSeq, {}, 1000);
       storeFailing = false;
       if (changes.length === 0) break;

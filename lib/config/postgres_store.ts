@@ -12,8 +12,13 @@ import {
 import { describeId } from "./model.ts";
 import { ConflictError } from "../errors.ts";
 
-/** Serializes change-log appends so `seq` order is commit order (watchers never skip one). */
-const CHANGELOG_LOCK = 727_274_001;
+/**
+ * Held by the one sequencer run at a time that gives committed change-log rows their
+ * delivery position (`pos`, exposed as `seq`).
+ */
+const SEQUENCER_LOCK = 727_274_001;
+/** Rows one sequencer run positions at most. */
+const SEQUENCE_BATCH = 5_000;
 /** First key of the two-key advisory locks that serialize writes to one id. */
 const ID_LOCK_SPACE = 727_274;
 
@@ -38,6 +43,16 @@ const MIGRATIONS: string[] = [
      updated_by text NOT NULL, published boolean NOT NULL DEFAULT false);
    CREATE INDEX IF NOT EXISTS config_changes_unpublished ON config_changes (seq)
      WHERE NOT published;`,
+  // Delivery positions assigned after commit by the sequencer (see sequence()); the column
+  // seq stays the insertion order.
+  `ALTER TABLE config_changes ADD COLUMN IF NOT EXISTS pos bigint;
+   UPDATE config_changes SET pos = seq WHERE pos IS NULL;
+   CREATE UNIQUE INDEX IF NOT EXISTS config_changes_pos ON config_changes (pos);
+   CREATE INDEX IF NOT EXISTS config_changes_unsequenced ON config_changes (seq)
+     WHERE pos IS NULL;
+   DROP INDEX IF EXISTS config_changes_unpublished;
+   CREATE INDEX IF NOT EXISTS config_changes_unpublished_pos ON config_changes (pos)
+     WHERE NOT published AND pos IS NOT NULL;`,
 ];
 
 type Row = Record<string, unknown>;
@@ -74,7 +89,7 @@ function history(r: Row): StoredHistory {
 
 function change(r: Row): StoredChange {
   return {
-    seq: Number(r.seq),
+    seq: Number(r.pos),
     event_id: r.event_id as string,
     type: r.type as StoredChange["type"],
     environment: r.environment as string,
@@ -142,7 +157,7 @@ export class PostgresConfigStore implements ConfigStore {
   async write(op: WriteOp): Promise<WriteResult> {
     const id = op.id;
     try {
-      return await transaction(this.#sql, async (tx) => {
+      const res = await transaction(this.#sql, async (tx) => {
         // Per-id lock before any read: under READ COMMITTED a FOR UPDATE on a row that does
         // not exist yet locks nothing, so two creates (or a create and a rollback of a
         // deleted entry) would both plan a write and the upsert would hide the conflict.
@@ -178,14 +193,14 @@ export class PostgresConfigStore implements ConfigStore {
               version = excluded.version, updated_at = excluded.updated_at,
               updated_by = excluded.updated_by`
           : tx`DELETE FROM config_entries WHERE ${where}`;
-        // Taken last and held to commit: a reader that sees seq n sees every seq < n.
-        await tx`SELECT pg_advisory_xact_lock(${CHANGELOG_LOCK})`;
-        // Entry, history and change log in one statement.
+        // Entry, history and change log in one statement; the change gets its delivery
+        // position from the sequencer once committed.
         const r = await tx`WITH e AS (${entryWrite}),
           h AS (INSERT INTO config_history ${tx({ ...plan.history })})
           INSERT INTO config_changes ${tx({ ...plan.change })} RETURNING seq`;
-        return { entry: e, change: { ...plan.change, seq: Number(r[0].seq) } };
+        return { entry: e, change: plan.change, row: Number(r[0].seq) };
       });
+      return { entry: res.entry, change: { ...res.change, seq: await this.#positionOf(res.row) } };
     } catch (err) {
       // A unique violation can only come from a concurrent write to the same id.
       if ((err as { code?: string }).code === "23505") {
@@ -193,6 +208,55 @@ export class PostgresConfigStore implements ConfigStore {
       }
       throw err;
     }
+  }
+
+  #run: Promise<Map<number, number>> | null = null;
+  #next: Promise<Map<number, number>> | null = null;
+
+  /**
+   * Gives committed, unpositioned change-log rows the next delivery positions, in insertion
+   * order, under a transaction lock: positions become visible only in increasing order, so
+   * a reader that sees position n has seen every position below n, while writers commit
+   * (and fsync) in parallel instead of one at a time. Concurrent callers share runs: a
+   * caller joins the next run that starts after its call, so its own commit is included.
+   * Resolves with row → position for the rows this run positioned.
+   */
+  sequence(): Promise<Map<number, number>> {
+    if (!this.#run) {
+      this.#run = this.#sequenceOnce().finally(() => this.#run = null);
+      return this.#run;
+    }
+    this.#next ??= this.#run.catch(() => {}).then(() => {
+      this.#next = null;
+      return this.sequence();
+    });
+    return this.#next;
+  }
+
+  async #sequenceOnce(): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    while (true) {
+      const rows = await transaction(this.#sql, async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${SEQUENCER_LOCK})`;
+        return await tx`WITH todo AS (
+            SELECT seq, row_number() OVER (ORDER BY seq) AS rn FROM (
+              SELECT seq FROM config_changes WHERE pos IS NULL ORDER BY seq
+              LIMIT ${SEQUENCE_BATCH}) u),
+          base AS (SELECT COALESCE(MAX(pos), 0) AS m FROM config_changes)
+          UPDATE config_changes c SET pos = base.m + todo.rn FROM todo, base
+          WHERE c.seq = todo.seq RETURNING c.seq, c.pos`;
+      });
+      for (const r of rows) out.set(Number(r.seq), Number(r.pos));
+      if (rows.length < SEQUENCE_BATCH) return out;
+    }
+  }
+
+  async #positionOf(row: number): Promise<number> {
+    const pos = (await this.sequence()).get(row);
+    if (pos !== undefined) return pos;
+    // Another replica's sequencer positioned it; its run committed before ours began.
+    const [r] = await this.#sql`SELECT pos FROM config_changes WHERE seq = ${row}`;
+    return Number(r?.pos ?? 0);
   }
 
   async history(id: EntryId, limit: number, offset: number): Promise<StoredHistory[]> {
@@ -204,31 +268,33 @@ export class PostgresConfigStore implements ConfigStore {
 
   async changesSince(after: number, f: ChangeFilter, limit: number): Promise<StoredChange[]> {
     const sql = this.#sql;
-    const rows = await sql`SELECT * FROM config_changes WHERE seq > ${after}
+    const rows = await sql`SELECT * FROM config_changes WHERE pos > ${after}
       ${f.environment !== undefined ? sql`AND environment = ${f.environment}` : sql``}
       ${f.service !== undefined ? sql`AND service IN (${f.service}, '')` : sql``}
-      ORDER BY seq LIMIT ${limit}`;
+      ORDER BY pos LIMIT ${limit}`;
     return rows.map(change);
   }
 
   async maxSeq(): Promise<number> {
-    const r = await this.#sql`SELECT COALESCE(MAX(seq), 0) AS s FROM config_changes`;
+    const r = await this.#sql`SELECT COALESCE(MAX(pos), 0) AS s FROM config_changes`;
     return Number(r[0].s);
   }
 
   async unpublished(limit: number): Promise<StoredChange[]> {
-    const rows = await this.#sql`SELECT * FROM config_changes WHERE NOT published
-      ORDER BY seq LIMIT ${limit}`;
+    // Positioned rows only: per key, position order is commit order.
+    const rows = await this.#sql`SELECT * FROM config_changes
+      WHERE NOT published AND pos IS NOT NULL ORDER BY pos LIMIT ${limit}`;
     return rows.map(change);
   }
 
   async markPublished(seqs: number[]): Promise<void> {
     if (seqs.length === 0) return;
-    await this.#sql`UPDATE config_changes SET published = true WHERE seq = ANY(${seqs})`;
+    await this.#sql`UPDATE config_changes SET published = true WHERE pos = ANY(${seqs})`;
   }
 
   async backlog(): Promise<number> {
     const r = await this.#sql`SELECT COUNT(*) AS n FROM config_changes WHERE NOT published`;
+
     return Number(r[0].n);
   }
 
@@ -236,7 +302,7 @@ export class PostgresConfigStore implements ConfigStore {
     const sql = this.#sql;
     const r = await sql`DELETE FROM config_changes WHERE updated_at < ${before}
       ${all ? sql`` : sql`AND published`}
-      AND seq < (SELECT MAX(seq) FROM config_changes)`;
+      AND pos < (SELECT MAX(pos) FROM config_changes)`;
     return r.count;
   }
 

@@ -45,6 +45,11 @@ export interface ConfigStore {
   changesSince(after: number, filter: ChangeFilter, limit: number): Promise<StoredChange[]>;
   /** Highest change sequence number (0 when empty). */
   maxSeq(): Promise<number>;
+  /**
+   * Where sequence numbers are assigned after commit (PostgreSQL): positions committed rows
+   * that have none yet, e.g. those of a replica that died between commit and sequencing.
+   */
+  sequence?(): Promise<unknown>;
   /** Changes not yet published to Kafka, oldest first. */
   unpublished(limit: number): Promise<StoredChange[]>;
   markPublished(seqs: number[]): Promise<void>;
