@@ -107,7 +107,11 @@ export class ActorClient<M extends CallMap> {
     await this.#waitReady(timeoutMs);
   }
 
+  /** Called each time a worker (re)starts; state derived from the old one is void. */
+  protected onSpawn(): void {}
+
   #spawn(): void {
+    this.onSpawn();
     const worker = new Worker(this.#opts.url, { type: "module", name: this.name });
     this.#worker = worker;
     this.#ready = false;

@@ -1,18 +1,64 @@
 /** Main-thread client of the ConfigActor: one typed method per message. */
 import { ActorClient, type ActorClientOptions } from "./actor_client.ts";
-import type { ConfigCalls } from "./config_protocol.ts";
+import type { ConfigCalls, GetReply, WriteReply } from "./config_protocol.ts";
+import type { EntryId } from "../lib/config/model.ts";
+import { NearCache } from "../lib/config/near_cache.ts";
 
 type Req<K extends keyof ConfigCalls> = ConfigCalls[K]["req"];
 
 export class ConfigClient extends ActorClient<ConfigCalls> {
+  readonly near: NearCache;
+  #storeFailing = false;
+
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
-    super({ ...opts, name: "config", url: new URL("./config_worker.ts", import.meta.url) });
+    const s = opts.settings;
+    const near = new NearCache(Math.min(s.CONFIG_NEAR_CACHE_ENTRIES, s.CONFIG_CACHE_MAX_ENTRIES));
+    super({
+      ...opts,
+      name: "config",
+      url: new URL("./config_worker.ts", import.meta.url),
+      onEvent: (e) => {
+        if (e.type === "config_changes") {
+          for (const c of e.changes) near.forget(c.environment, c.key);
+        } else if (e.type === "config_store") {
+          this.#storeFailing = e.failing;
+          near.clear();
+        }
+        opts.onEvent?.(e);
+      },
+    });
+    this.near = near;
   }
+
+  protected override onSpawn(): void {
+    // Changes committed while no worker was listening were never reported to us.
+    this.near?.clear();
+  }
+
   status() {
     return this.call({ type: "status" });
   }
-  get(r: Req<"get">) {
-    return this.call({ type: "get", ...r });
+
+  /** A GET answer without the worker hop, when the main thread holds a current one. */
+  getNear(id: EntryId): GetReply | undefined {
+    if (this.#storeFailing) return undefined;
+    return this.near.get(id.environment, id.service, id.key);
+  }
+
+  async get(r: Req<"get">): Promise<GetReply> {
+    const epoch = this.near.epoch;
+    const res = await this.call({ type: "get", ...r });
+    if (!res.stale) this.near.set(r.id.environment, r.id.service, r.id.key, res, epoch);
+    return res;
+  }
+
+  /** Forgets the written id before the writer hears back, so it reads its own write. */
+  async #written(id: EntryId, p: Promise<WriteReply>): Promise<WriteReply> {
+    try {
+      return await p;
+    } finally {
+      this.near.forget(id.environment, id.key);
+    }
   }
   bulk(r: Req<"bulk">) {
     return this.call({ type: "bulk", ...r });
@@ -21,16 +67,16 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
     return this.call({ type: "list", ...r });
   }
   create(r: Req<"create">) {
-    return this.call({ type: "create", ...r });
+    return this.#written(r.id, this.call({ type: "create", ...r }));
   }
   update(r: Req<"update">) {
-    return this.call({ type: "update", ...r });
+    return this.#written(r.id, this.call({ type: "update", ...r }));
   }
   delete(r: Req<"delete">) {
-    return this.call({ type: "delete", ...r });
+    return this.#written(r.id, this.call({ type: "delete", ...r }));
   }
   rollback(r: Req<"rollback">) {
-    return this.call({ type: "rollback", ...r });
+    return this.#written(r.id, this.call({ type: "rollback", ...r }));
   }
   history(r: Req<"history">) {
     return this.call({ type: "history", ...r });

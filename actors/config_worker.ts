@@ -91,6 +91,15 @@ let relayDelay = 200;
 let topic = "config-updates";
 let instance = "";
 
+let actorCtx: Ctx | null = null;
+
+/** Tracks the store's last outcome and tells the main thread when it flips. */
+function setStoreFailing(failing: boolean): void {
+  if (failing === storeFailing) return;
+  storeFailing = failing;
+  actorCtx?.emit({ type: "config_store", failing });
+}
+
 function storageDown(): boolean {
   return storeFailing || !storeReady;
 }
@@ -118,11 +127,11 @@ async function stored<T>(fn: () => Promise<T>): Promise<T> {
         );
       }),
     ]);
-    storeFailing = false;
+    setStoreFailing(false);
     return out;
   } catch (err) {
     if (err instanceof DomainError) throw err;
-    storeFailing = true;
+    setStoreFailing(true);
     const msg = err instanceof Error ? err.message : String(err);
     log.warn("config store call failed", { error: msg });
     throw new BackendUnavailableError("storage", `Configuration store unavailable: ${msg}`);
@@ -323,7 +332,7 @@ async function tail(ctx: Ctx): Promise<void> {
       tailAgain = false;
       await store.sequence?.();
       const changes: StoredChange[] = await store.changesSince(lastSeq, {}, 1000);
-      storeFailing = false;
+      setStoreFailing(false);
       if (changes.length === 0) break;
       for (const c of changes) {
         const key = idKey(c);
@@ -339,7 +348,7 @@ async function tail(ctx: Ctx): Promise<void> {
       if (changes.length === 1000) tailAgain = true;
     } while (tailAgain);
   } catch (err) {
-    storeFailing = true;
+    setStoreFailing(true);
     log.debug("config tail failed", { error: String(err) });
   } finally {
     tailing = false;
@@ -462,6 +471,7 @@ serveActor<ConfigCalls>({
   async init(ctx) {
     const s = ctx.settings;
     instance = s.SERVICE_INSTANCE_ID;
+    actorCtx = ctx;
     storeTimeoutMs = Math.max(100, Math.min(4_000, s.ACTOR_CALL_TIMEOUT_MS - 500));
     topic = s.KAFKA_TOPIC_CONFIG_UPDATES;
     cache = new EntryCache(s.CONFIG_CACHE_MAX_ENTRIES);

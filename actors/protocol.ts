@@ -57,4 +57,6 @@ export interface BackendStatus {
 export type ActorEvent =
   | { type: "backend_status"; backends: BackendStatus[] }
   /** Committed configuration changes, in sequence order, for watchers. */
-  | { type: "config_changes"; changes: ChangeView[] };
+  | { type: "config_changes"; changes: ChangeView[] }
+  /** The configuration store started or stopped failing (cached answers are stale). */
+  | { type: "config_store"; failing: boolean };

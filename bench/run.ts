@@ -40,7 +40,7 @@ interface Scenario {
   /** wrk Lua script text for POST bodies or per-request paths. */
   lua?: string;
   /** Which service process serves it. */
-  target?: "embedded" | "postgres";
+  target?: "embedded" | "postgres" | "no-near-cache";
 }
 
 const ENV = "development";
@@ -66,8 +66,13 @@ const SCENARIOS: Scenario[] = [
   { name: "GET /health (all middleware, no actor hop)", path: "/health" },
   { name: "GET /ready (round trip to 4 actors)", path: "/ready" },
   {
-    name: "GET /api/v1/config/{key} (cached, one actor round trip)",
+    name: "GET /api/v1/config/{key} (hot key: near cache on the HTTP thread)",
     path: `/api/v1/config/model_path?environment=${ENV}&service_name=asr-service`,
+  },
+  {
+    name: "GET /api/v1/config/{key} (cached in the actor: one round trip)",
+    path: `/api/v1/config/model_path?environment=${ENV}&service_name=asr-service`,
+    target: "no-near-cache",
   },
   {
     name: "POST /api/v1/config/bulk (50 keys, cached)",
@@ -116,9 +121,11 @@ const rows: { name: string; r: WrkResult }[] = [];
 const extra: string[] = [];
 const bare = await spawnBare();
 const svc = await spawnService();
+const noNear = await spawnService({ CONFIG_NEAR_CACHE_ENTRIES: "0" });
 let pg: { svc: Child; drop: () => Promise<void> } | null = null;
 try {
   await seed(svc);
+  await seed(noNear);
   const pgUrl = Deno.env.get("DATABASE_URL");
   if (pgUrl && SCENARIOS.some((s) => s.target === "postgres" && wanted(s.name))) {
     const admin = createPostgres(pgUrl, { max: 1 });
@@ -142,7 +149,7 @@ try {
   rows.push({ name: "bare Deno.serve, small JSON (baseline)", r: base });
   for (const s of SCENARIOS) {
     if (!wanted(s.name)) continue;
-    const target = s.target === "postgres" ? pg?.svc : svc;
+    const target = s.target === "postgres" ? pg?.svc : s.target === "no-near-cache" ? noNear : svc;
     if (!target) {
       extra.push(`- skipped "${s.name}": DATABASE_URL not set`);
       continue;
@@ -169,6 +176,6 @@ try {
   }
   if (extra.length) console.log("\n" + extra.join("\n"));
 } finally {
-  await Promise.allSettled([bare.stop(), svc.stop(), pg?.drop()]);
+  await Promise.allSettled([bare.stop(), svc.stop(), noNear.stop(), pg?.drop()]);
   for (const f of tmpFiles) Deno.removeSync(f);
 }

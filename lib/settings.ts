@@ -160,6 +160,7 @@ const schema = z.object({
   // Configuration entries
   CONFIG_MAX_VALUE_BYTES: num(262_144, { min: 1, max: 1_048_576, int: true }),
   CONFIG_CACHE_MAX_ENTRIES: num(100_000, { min: 0, max: 10_000_000, int: true }),
+  CONFIG_NEAR_CACHE_ENTRIES: num(10_000, { min: 0, max: 1_000_000, int: true }),
   CONFIG_CHANGELOG_RETENTION: num(86_400, { min: 0, max: 31_536_000 }),
   CONFIG_ENCRYPTION_KEY: optStr(),
 

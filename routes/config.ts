@@ -7,6 +7,7 @@ import type { Context } from "hono";
 import { fieldErrors, newRouter } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import type { ConfigClient } from "../actors/config_client.ts";
+import type { GetReply } from "../actors/config_protocol.ts";
 import type { Settings } from "../lib/settings.ts";
 import {
   ForbiddenError,
@@ -341,8 +342,14 @@ export function configRoutes(deps: ConfigDeps) {
   // The hot path: documented from the same schemas, but validated inside one handler, since
   // the validator middleware of .openapi() makes Hono compose an async chain per request.
   r.openAPIRegistry.registerPath(getRoute);
-  r.get("/api/v1/config/:key", async (c) => {
-    const key = c.req.param("key");
+  // Hot clients repeat the same few URLs: remember each raw path + query's validation
+  // (bounded), so zod runs once per distinct URL instead of once per request.
+  const parsed = new Map<string, { entryId: EntryId; reveal: boolean }>();
+  const parseGet = (c: Context<AppEnv>) => {
+    const url = c.req.url;
+    const memo = parsed.get(url);
+    if (memo) return memo;
+    const key = c.req.param("key") ?? "";
     const q = getQuery.safeParse(c.req.query());
     const kp = keyProblem(key);
     const errors = [
@@ -350,19 +357,22 @@ export function configRoutes(deps: ConfigDeps) {
       ...(q.success ? [] : fieldErrors(q.error, "query")),
     ];
     if (errors.length > 0 || !q.success) throw new ValidationError(errors);
-    if (q.data.reveal === "true") refuseReveal(c);
-    const res = await config.get({ id: id(key, q.data.environment, q.data.service_name) });
-    const inm = c.req.header("if-none-match");
-    // Weak comparison (RFC 9110 §13.1.2): a proxy may have weakened our strong tag.
-    if (inm && (inm.trim() === "*" || inm.split(",").some((t) => weak(t) === res.etag))) {
-      return new Response(null, { status: 304, headers: { etag: res.etag } });
-    }
-    const headers: Record<string, string> = {
-      "content-type": "application/json",
-      etag: res.etag,
+    const out = {
+      entryId: id(key, q.data.environment, q.data.service_name),
+      reveal: q.data.reveal === "true",
     };
-    if (res.stale) headers["x-config-stale"] = "true";
-    return new Response(res.body, { status: 200, headers });
+    if (parsed.size >= 1_000) parsed.delete(parsed.keys().next().value!);
+    parsed.set(url, out);
+    return out;
+  };
+  r.get("/api/v1/config/:key", (c): Response | Promise<Response> => {
+    const { entryId, reveal } = parseGet(c);
+    if (reveal) refuseReveal(c);
+    const inm = c.req.header("if-none-match");
+    // A hot key is answered on this thread, synchronously; otherwise the actor answers.
+    const near = config.getNear(entryId);
+    if (near) return getResponse(near, inm);
+    return config.get({ id: entryId }).then((res) => getResponse(res, inm));
   });
 
   const writeBody = z.object({
@@ -512,6 +522,19 @@ function principal(c: Context<AppEnv>): string {
     }]);
   }
   return u;
+}
+
+function getResponse(res: GetReply, inm: string | undefined): Response {
+  // Weak comparison (RFC 9110 §13.1.2): a proxy may have weakened our strong tag.
+  if (inm && (inm.trim() === "*" || inm.split(",").some((t) => weak(t) === res.etag))) {
+    return new Response(null, { status: 304, headers: { etag: res.etag } });
+  }
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    etag: res.etag,
+  };
+  if (res.stale) headers["x-config-stale"] = "true";
+  return new Response(res.body, { status: 200, headers });
 }
 
 function weak(tag: string): string {
