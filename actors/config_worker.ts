@@ -12,9 +12,8 @@ import type { ConfigCalls, GetReply, WriteReply } from "./config_protocol.ts";
 import type { BackendStatus } from "./protocol.ts";
 import { type BackendProbe, disabledStatus } from "../lib/backend.ts";
 import { openSqlite, sqliteProbe } from "../lib/backends/sqlite.ts";
-import { createPostgres, postgresProbe, type Sql } from "../lib/backends/postgres.ts";
-import { createRedis, redisProbe } from "../lib/backends/redis.ts";
-import { createKafka, createProducer, kafkaProbe, type Producer } from "../lib/backends/kafka.ts";
+import type { Sql } from "../lib/backends/postgres.ts";
+import type { Producer } from "../lib/backends/kafka.ts";
 import {
   BackendUnavailableError,
   DomainError,
@@ -37,7 +36,6 @@ import {
 } from "../lib/config/model.ts";
 import type { ConfigStore } from "../lib/config/store.ts";
 import { SqliteConfigStore } from "../lib/config/sqlite_store.ts";
-import { PostgresConfigStore } from "../lib/config/postgres_store.ts";
 import { loadSecretBox, type SecretBox } from "../lib/config/secrets.ts";
 import type { Redis } from "ioredis";
 
@@ -478,7 +476,11 @@ serveActor<ConfigCalls>({
     secrets = await loadSecretBox(s);
     const probes: BackendProbe[] = [];
     const fixed: BackendStatus[] = [];
+    // Drivers load only when their backend is configured: on the embedded defaults this
+    // worker never compiles postgres.js, ioredis or kafkajs (less memory, faster start).
     if (s.DATABASE_URL) {
+      const { createPostgres, postgresProbe } = await import("../lib/backends/postgres.ts");
+      const { PostgresConfigStore } = await import("../lib/config/postgres_store.ts");
       sql = createPostgres(s.DATABASE_URL, { max: s.DATABASE_POOL_SIZE });
       probes.push(postgresProbe(sql));
       store = new PostgresConfigStore(sql);
@@ -488,6 +490,7 @@ serveActor<ConfigCalls>({
       store = new SqliteConfigStore(db);
     }
     if (s.REDIS_HOST) {
+      const { createRedis, redisProbe } = await import("../lib/backends/redis.ts");
       redis = createRedis(s);
       probes.push(redisProbe(redis));
       redis.connect().catch(() => {});
@@ -502,6 +505,7 @@ serveActor<ConfigCalls>({
       subscriber.connect().catch(() => {});
     } else fixed.push(disabledStatus("cache", "none"));
     if (s.KAFKA_BOOTSTRAP_SERVERS) {
+      const { createKafka, createProducer, kafkaProbe } = await import("../lib/backends/kafka.ts");
       const kafka = createKafka(s.KAFKA_BOOTSTRAP_SERVERS);
       probes.push(kafkaProbe(kafka.admin()));
       producer = createProducer(kafka);

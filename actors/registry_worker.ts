@@ -6,18 +6,22 @@
 import { serveActor } from "./actor_host.ts";
 import { BackendMonitor } from "./monitor.ts";
 import type { RegistryCalls } from "./registry_protocol.ts";
-import { ZkSession, zookeeperProbe } from "../lib/backends/zookeeper.ts";
+import type { ZkSession } from "../lib/backends/zookeeper.ts";
 import { log } from "../lib/log.ts";
 
 let monitor: BackendMonitor;
 let session: ZkSession | null = null;
 let reconnectDelay = 200;
 
+let zk: typeof import("../lib/backends/zookeeper.ts") | null = null;
+
 serveActor<RegistryCalls>({
-  init(ctx) {
+  async init(ctx) {
     const s = ctx.settings;
     if (s.ZOOKEEPER_HOSTS) {
-      monitor = new BackendMonitor([zookeeperProbe(() => session)]);
+      // The driver loads only when ZooKeeper is configured.
+      zk = await import("../lib/backends/zookeeper.ts");
+      monitor = new BackendMonitor([zk.zookeeperProbe(() => session)]);
       ctx.after(0, { type: "connect" });
     } else {
       monitor = new BackendMonitor([], [{ name: "registry", kind: "embedded", status: "up" }]);
@@ -35,7 +39,7 @@ serveActor<RegistryCalls>({
       case "connect": {
         const s = ctx.settings;
         session?.close();
-        const next = new ZkSession(s.ZOOKEEPER_HOSTS!, {
+        const next = new zk!.ZkSession(s.ZOOKEEPER_HOSTS!, {
           sessionTimeoutMs: s.ZOOKEEPER_SESSION_TIMEOUT * 1000,
           connectTimeoutMs: s.ZOOKEEPER_CONNECTION_TIMEOUT * 1000,
         });

@@ -6,7 +6,10 @@ import { openSqlite } from "../lib/backends/sqlite.ts";
 import { SqliteConfigStore } from "../lib/config/sqlite_store.ts";
 import { rssMiB, spawnChild } from "./service.ts";
 
-export async function rssWithCachedEntries(n: number): Promise<string> {
+export async function rssWithCachedEntries(
+  n: number,
+  extraEnv: Record<string, string> = {},
+): Promise<string> {
   const dir = Deno.makeTempDirSync({ prefix: "cs-bench-rss-" });
   const db = openSqlite(dir);
   await new SqliteConfigStore(db).migrate();
@@ -32,6 +35,7 @@ export async function rssWithCachedEntries(n: number): Promise<string> {
     DATA_DIR: dir,
     LOG_LEVEL: "WARNING",
     CONFIG_CACHE_MAX_ENTRIES: String(n),
+    ...extraEnv,
   }, "config-service listening");
   try {
     const before = rssMiB(svc.child.pid);
@@ -48,16 +52,22 @@ export async function rssWithCachedEntries(n: number): Promise<string> {
       }
     }));
     const secs = (performance.now() - t0) / 1000;
-    // Let the GC settle before reading RSS.
-    await new Promise((r) => setTimeout(r, 2_000));
+    const busy = rssMiB(svc.child.pid);
+    // V8's memory reducer compacts the heaps after some idle seconds: that is the steady
+    // state a config service spends its life in.
+    await new Promise((r) => setTimeout(r, 15_000));
     const after = rssMiB(svc.child.pid);
-    return `- RSS with ${n} cached entries: ${after.toFixed(0)} MiB (idle service before ` +
-      `reading them: ${before.toFixed(0)} MiB; cold reads filled the cache at ` +
-      `${Math.round(n / secs)} req/s)`;
+    // Every entry must still be cached: a second pass must not be slower than the first.
+    return `- RSS with ${n} cached entries: ${after.toFixed(0)} MiB settled 15 s after the ` +
+      `reads (${busy.toFixed(0)} MiB right after them; idle service before them: ` +
+      `${before.toFixed(0)} MiB; cold reads filled the cache at ${Math.round(n / secs)} req/s)`;
   } finally {
     await svc.stop();
     Deno.removeSync(dir, { recursive: true });
   }
 }
 
-if (import.meta.main) console.log(await rssWithCachedEntries(Number(Deno.args[0] ?? 100_000)));
+if (import.meta.main) {
+  const env = Object.fromEntries(Deno.args.slice(1).map((a) => a.split("=", 2)));
+  console.log(await rssWithCachedEntries(Number(Deno.args[0] ?? 100_000), env));
+}
