@@ -2,10 +2,7 @@
  * config-service entry point: loads settings, starts the actors, mounts the routes, serves,
  * and drains on SIGTERM/SIGINT. Wiring only.
  */
-import { ConfigClient } from "./actors/config_client.ts";
-import { FlagClient } from "./actors/flags_client.ts";
-import { HealthClient } from "./actors/health_client.ts";
-import { RegistryClient } from "./actors/registry_client.ts";
+import { startActors } from "./actors/mod.ts";
 import { log } from "./lib/log.ts";
 import { backendKinds, loadSettings, type Settings, SettingsError } from "./lib/settings.ts";
 import { buildApp } from "./routes/app.ts";
@@ -24,21 +21,8 @@ async function main(): Promise<void> {
   }
   log.setLevel(settings.LOG_LEVEL);
   const startedAt = Date.now();
-  const common = { settings };
   const hub = new WatchHub();
-  const actors = {
-    config: new ConfigClient({
-      settings,
-      onEvent: (e) => {
-        if (e.type === "config_changes") hub.publish(e.changes);
-      },
-    }),
-    registry: new RegistryClient(common),
-    health: new HealthClient(common),
-    flags: new FlagClient(common),
-  };
-  await Promise.all(Object.values(actors).map((a) => a.start()));
-  hub.lastSeq = await actors.config.index();
+  const actors = await startActors(settings, hub);
 
   if (!settings.API_TOKENS && !settings.API_TOKENS_FILE) {
     log.warn(
@@ -47,7 +31,15 @@ async function main(): Promise<void> {
     );
   }
 
-  const app = buildApp({ settings, actors, startedAt, config: actors.config, hub });
+  const app = buildApp({
+    settings,
+    actors,
+    startedAt,
+    config: actors.config,
+    hub,
+    registry: actors.registry,
+    health: actors.health,
+  });
   const server = Deno.serve({
     hostname: settings.SERVICE_HOST,
     port: settings.SERVICE_PORT,

@@ -2,8 +2,20 @@
 import { ActorClient, type ActorClientOptions } from "./actor_client.ts";
 import type { HealthCalls } from "./health_protocol.ts";
 
+type Req<K extends keyof HealthCalls> = HealthCalls[K]["req"];
+
 export class HealthClient extends ActorClient<HealthCalls> {
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
     super({ ...opts, name: "health", url: new URL("./health_worker.ts", import.meta.url) });
+  }
+  track(r: Req<"track">) {
+    return this.call({ type: "track", ...r });
+  }
+  untrack(r: Req<"untrack">) {
+    return this.call({ type: "untrack", ...r });
+  }
+  /** Manual checks can take the probe's retries and backoff: allow up to a minute. */
+  checkNow(r: Req<"check_now">) {
+    return this.call({ type: "check_now", ...r }, 60_000);
   }
 }

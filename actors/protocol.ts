@@ -59,4 +59,22 @@ export type ActorEvent =
   /** Committed configuration changes, in sequence order, for watchers. */
   | { type: "config_changes"; changes: ChangeView[] }
   /** The configuration store started or stopped failing (cached answers are stale). */
-  | { type: "config_store"; failing: boolean };
+  | { type: "config_store"; failing: boolean }
+  /** Registrations added/updated (with what a health check needs) or removed (keys). */
+  | { type: "registry_changed"; added: HealthTarget[]; removed: string[] }
+  /** Outcomes of health checks, for the registry. */
+  | { type: "health_results"; results: HealthOutcome[] };
+
+/** What the HealthActor needs to check one instance; `key` is `service/instance`. */
+export interface HealthTarget {
+  key: string;
+  health_check_url: string;
+  service_url: string;
+}
+
+export interface HealthOutcome {
+  key: string;
+  healthy: boolean;
+  checked_at: string;
+  reason?: string;
+}

@@ -1,32 +1,195 @@
 /// <reference lib="deno.worker" />
 /**
- * RegistryActor: owns the ZooKeeper sessions whose ephemeral znodes are the live view of
- * registered instances (or the in-process registry when ZooKeeper is not configured).
+ * RegistryActor: owns the durable registration records (SQLite or PostgreSQL) and the
+ * ZooKeeper session whose ephemeral znodes are the live view (or nothing more when
+ * ZooKeeper is not configured: the records are the registry). Balances `url` picks.
  */
 import { serveActor } from "./actor_host.ts";
+import type { ActorContext } from "./actor_host.ts";
 import { BackendMonitor } from "./monitor.ts";
-import type { RegistryCalls } from "./registry_protocol.ts";
-import type { ZkSession } from "../lib/backends/zookeeper.ts";
+import type { RegisterInput, RegistryCalls } from "./registry_protocol.ts";
+import { openSqlite } from "../lib/backends/sqlite.ts";
+import { type RegistryStore, SqliteRegistryStore } from "../lib/registry/store.ts";
+import {
+  Balancer,
+  checkName,
+  checkProbeTarget,
+  type Instance,
+  instanceIdFor,
+  parseServiceUrl,
+} from "../lib/registry/model.ts";
+import type { ZookeeperRegistry } from "../lib/registry/zookeeper_registry.ts";
+import { BackendUnavailableError, NotFoundError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 
-let monitor: BackendMonitor;
-let session: ZkSession | null = null;
-let reconnectDelay = 200;
+type Ctx = ActorContext<RegistryCalls>;
 
-let zk: typeof import("../lib/backends/zookeeper.ts") | null = null;
+const SWEEP_MS = 1_000;
+
+let monitor: BackendMonitor;
+let store: RegistryStore;
+let zk: ZookeeperRegistry | null = null;
+const instances = new Map<string, Instance>();
+const balancer = new Balancer();
+
+const keyOf = (service: string, id: string) => `${service}/${id}`;
+
+function byService(service: string): Instance[] {
+  const out: Instance[] = [];
+  for (const i of instances.values()) if (i.service_name === service) out.push(i);
+  return out.sort((a, b) => a.instance_id.localeCompare(b.instance_id));
+}
+
+function announce(ctx: Ctx, added: Instance[], removed: string[]): void {
+  ctx.emit({
+    type: "registry_changed",
+    added: added.map((i) => ({
+      key: keyOf(i.service_name, i.instance_id),
+      health_check_url: i.health_check_url,
+      service_url: i.service_url,
+    })),
+    removed,
+  });
+}
+
+async function register(input: RegisterInput, ctx: Ctx) {
+  const s = ctx.settings;
+  checkName(input.service_name, "service_name");
+  parseServiceUrl(input.service_url, "service_url");
+  const healthUrl = input.health_check_url ?? `${input.service_url.replace(/\/+$/, "")}/health`;
+  if (input.health_check_url) parseServiceUrl(healthUrl, "health_check_url");
+  checkProbeTarget(input.service_url, "service_url", s.HEALTH_CHECK_ALLOWED_NETWORKS);
+  checkProbeTarget(healthUrl, "health_check_url", s.HEALTH_CHECK_ALLOWED_NETWORKS);
+  const id = instanceIdFor(input.service_name, input.service_url, input.metadata);
+  checkName(id, "metadata.instance_id");
+  const prev = instances.get(keyOf(input.service_name, id));
+  const now = new Date().toISOString();
+  const same = prev && prev.service_url === input.service_url &&
+    prev.health_check_url === healthUrl;
+  const instance: Instance = {
+    service_name: input.service_name,
+    instance_id: id,
+    service_url: input.service_url,
+    health_check_url: healthUrl,
+    metadata: input.metadata,
+    // Registering again with the same address keeps what health checks learned.
+    status: same ? prev.status : "registered",
+    last_health_check: same ? prev.last_health_check : null,
+    registered_at: prev?.registered_at ?? now,
+    ttl_seconds: input.ttl_seconds ?? null,
+    last_heartbeat: input.ttl_seconds ? now : null,
+    unhealthy_since: same ? prev.unhealthy_since : null,
+  };
+  // Durable first, then the znode: the acknowledgement means both.
+  const created = await store.upsert(instance);
+  instances.set(keyOf(instance.service_name, id), instance);
+  if (zk) await zk.put(instance);
+  announce(ctx, [instance], []);
+  log.info("instance registered", { service: instance.service_name, instance: id, created });
+  return { instance, created: !prev && created };
+}
+
+async function remove(service: string, id: string, ctx: Ctx, why: string): Promise<Instance> {
+  const key = keyOf(service, id);
+  const prev = instances.get(key);
+  if (!prev) throw new NotFoundError(`No instance ${id} of ${service}`);
+  await store.remove(service, id);
+  instances.delete(key);
+  if (zk) {
+    await zk.remove(service, id).catch((err) => {
+      // The record is gone; the znode follows when the session reconnects or expires.
+      log.warn("znode removal failed", { service, instance: id, error: String(err) });
+    });
+  }
+  announce(ctx, [], [key]);
+  log.info("instance deregistered", { service, instance: id, reason: why });
+  return prev;
+}
+
+async function setHealth(i: Instance, healthy: boolean, at: string): Promise<Instance> {
+  const status = healthy ? "healthy" : "unhealthy";
+  const next: Instance = {
+    ...i,
+    status,
+    last_health_check: at,
+    unhealthy_since: healthy ? null : (i.unhealthy_since ?? at),
+  };
+  if (status !== i.status) {
+    log.info("instance health changed", {
+      service: i.service_name,
+      instance: i.instance_id,
+      from: i.status,
+      to: status,
+    });
+  }
+  instances.set(keyOf(i.service_name, i.instance_id), next);
+  await store.setHealth(i.service_name, i.instance_id, next);
+  if (zk) await zk.putLater(next);
+  return next;
+}
+
+/** Heartbeat TTLs and SERVICE_DEREGISTER_AFTER: nothing disappears silently otherwise. */
+async function sweep(ctx: Ctx): Promise<void> {
+  const now = Date.now();
+  const after = ctx.settings.SERVICE_DEREGISTER_AFTER * 1000;
+  for (const i of [...instances.values()]) {
+    try {
+      if (i.ttl_seconds && i.last_heartbeat && i.status !== "unhealthy") {
+        if (now - Date.parse(i.last_heartbeat) > i.ttl_seconds * 1000) {
+          log.warn("instance missed its heartbeat", {
+            service: i.service_name,
+            instance: i.instance_id,
+          });
+          await setHealth(i, false, new Date().toISOString());
+          continue;
+        }
+      }
+      if (after > 0 && i.unhealthy_since && now - Date.parse(i.unhealthy_since) > after) {
+        await remove(
+          i.service_name,
+          i.instance_id,
+          ctx,
+          "unhealthy longer than SERVICE_DEREGISTER_AFTER",
+        );
+      }
+    } catch (err) {
+      log.warn("registry sweep failed for an instance", { error: String(err) });
+    }
+  }
+}
 
 serveActor<RegistryCalls>({
   async init(ctx) {
     const s = ctx.settings;
+    if (s.DATABASE_URL) {
+      const { createPostgres } = await import("../lib/backends/postgres.ts");
+      const { PostgresRegistryStore } = await import("../lib/registry/store.ts");
+      store = new PostgresRegistryStore(createPostgres(s.DATABASE_URL, { max: 4 }));
+    } else {
+      store = new SqliteRegistryStore(openSqlite(s.DATA_DIR));
+    }
+    await store.migrate();
+    for (const i of await store.list()) instances.set(keyOf(i.service_name, i.instance_id), i);
     if (s.ZOOKEEPER_HOSTS) {
       // The driver loads only when ZooKeeper is configured.
-      zk = await import("../lib/backends/zookeeper.ts");
-      monitor = new BackendMonitor([zk.zookeeperProbe(() => session)]);
-      ctx.after(0, { type: "connect" });
+      const { ZookeeperRegistry } = await import("../lib/registry/zookeeper_registry.ts");
+      const { zookeeperProbe } = await import("../lib/backends/zookeeper.ts");
+      zk = new ZookeeperRegistry({
+        hosts: s.ZOOKEEPER_HOSTS,
+        basePath: s.ZOOKEEPER_BASE_PATH,
+        sessionTimeoutMs: s.ZOOKEEPER_SESSION_TIMEOUT * 1000,
+        connectTimeoutMs: s.ZOOKEEPER_CONNECTION_TIMEOUT * 1000,
+      });
+      // Restored records are re-created as ephemerals once the session is open.
+      for (const i of instances.values()) void zk.putLater(i);
+      zk.start();
+      monitor = new BackendMonitor([zookeeperProbe(() => zk?.session ?? null)]);
     } else {
       monitor = new BackendMonitor([], [{ name: "registry", kind: "embedded", status: "up" }]);
     }
+    if (instances.size > 0) announce(ctx, [...instances.values()], []);
     ctx.after(0, { type: "probe" });
+    ctx.after(SWEEP_MS, { type: "sweep" });
   },
   async handle(msg, ctx) {
     switch (msg.type) {
@@ -36,47 +199,66 @@ serveActor<RegistryCalls>({
         return await monitor.check(ctx);
       case "probe":
         return await monitor.tick(ctx);
-      case "connect": {
-        const s = ctx.settings;
-        session?.close();
-        const next = new zk!.ZkSession(s.ZOOKEEPER_HOSTS!, {
-          sessionTimeoutMs: s.ZOOKEEPER_SESSION_TIMEOUT * 1000,
-          connectTimeoutMs: s.ZOOKEEPER_CONNECTION_TIMEOUT * 1000,
-        });
-        session = next;
-        // An expired session is dead for good: open a new one (Curator's pattern).
-        next.on("expired", () => {
-          if (session !== next) return;
-          log.warn("zookeeper session expired; reconnecting");
-          ctx.after(0, { type: "connect" });
-        });
+      case "register":
+        return await register(msg.input, ctx);
+      case "deregister":
+        return await remove(msg.service, msg.id, ctx, "deregistered");
+      case "heartbeat": {
+        const i = instances.get(keyOf(msg.service, msg.id));
+        if (!i) throw new NotFoundError(`No instance ${msg.id} of ${msg.service}`);
+        const at = new Date().toISOString();
+        await store.heartbeat(msg.service, msg.id, at);
+        let next: Instance = { ...i, last_heartbeat: at };
+        instances.set(keyOf(msg.service, msg.id), next);
+        // A heartbeat after a missed one brings the instance back.
+        if (i.ttl_seconds && i.status === "unhealthy" && !i.last_health_check) {
+          next = await setHealth(next, true, at);
+        }
+        return next;
+      }
+      case "all":
+        return [...instances.values()];
+      case "instances": {
+        const list = byService(msg.service);
+        if (list.length === 0) throw new NotFoundError(`No service ${msg.service} is registered`);
+        return list;
+      }
+      case "pick": {
+        const list = byService(msg.service);
+        if (list.length === 0) throw new NotFoundError(`No service ${msg.service} is registered`);
+        const chosen = balancer.pick(
+          msg.service,
+          list.filter((i) => i.status === "healthy"),
+          msg.strategy,
+        );
+        if (!chosen) {
+          throw new BackendUnavailableError(
+            "registry",
+            `No healthy instance of ${msg.service} (${list.length} registered)`,
+          );
+        }
+        return chosen;
+      }
+      case "health_result": {
+        const i = instances.get(keyOf(msg.service, msg.id));
+        if (!i) return null;
+        return await setHealth(i, msg.healthy, msg.checked_at);
+      }
+      case "sweep":
         try {
-          await next.connect();
-          reconnectDelay = 200;
-          await next.mkdirp(s.ZOOKEEPER_BASE_PATH);
-          log.info("zookeeper session open", { session: next.sessionId });
-          await monitor.check(ctx);
-        } catch (err) {
-          if (session !== next || ctx.signal.aborted) return;
-          log.warn("zookeeper connect failed; retrying", {
-            error: String(err),
-            retry_in_ms: reconnectDelay,
-          });
-          next.close();
-          ctx.after(reconnectDelay, { type: "connect" });
-          reconnectDelay = Math.min(reconnectDelay * 2, 5_000);
+          await sweep(ctx);
+        } finally {
+          ctx.after(SWEEP_MS, { type: "sweep" });
         }
         return;
-      }
       default: {
         const never: never = msg;
         throw new Error(`RegistryActor: unknown message ${JSON.stringify(never)}`);
       }
     }
   },
-  stop() {
-    // worker.terminate() would not end the ZooKeeper session: close it explicitly.
-    session?.close();
-    session = null;
+  async stop() {
+    zk?.close();
+    await store?.close().catch(() => {});
   },
 });

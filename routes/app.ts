@@ -15,6 +15,9 @@ import { metaRoutes } from "./meta.ts";
 import { docsRoutes } from "./docs.ts";
 import type { ActorHandle } from "./actors.ts";
 import { configRoutes } from "./config.ts";
+import { registryRoutes } from "./registry.ts";
+import type { RegistryClient } from "../actors/registry_client.ts";
+import type { HealthClient } from "../actors/health_client.ts";
 import type { ConfigClient } from "../actors/config_client.ts";
 import type { WatchHub } from "../lib/config/watch_hub.ts";
 
@@ -30,6 +33,9 @@ export interface AppDeps {
   /** The ConfigActor and the watchers' hub; configuration routes are mounted with them. */
   config?: ConfigClient;
   hub?: WatchHub;
+  /** The registry and health actors; registry routes are mounted with them. */
+  registry?: RegistryClient;
+  health?: HealthClient;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -88,6 +94,12 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/", healthRoutes(deps));
   if (deps.config && deps.hub) {
     app.route("/", configRoutes({ settings: deps.settings, config: deps.config, hub: deps.hub }));
+  }
+  if (deps.registry && deps.health) {
+    app.route(
+      "/",
+      registryRoutes({ settings: deps.settings, registry: deps.registry, health: deps.health }),
+    );
   }
   app.route("/", docsRoutes(app));
   return app;

@@ -2,10 +2,7 @@
  * Test helpers: temporary settings, a running embedded actor set, and the gate that runs a
  * real-server suite only when its variables are set (and fails in CI when they are not).
  */
-import { ConfigClient } from "../actors/config_client.ts";
-import { FlagClient } from "../actors/flags_client.ts";
-import { HealthClient } from "../actors/health_client.ts";
-import { RegistryClient } from "../actors/registry_client.ts";
+import { startActors } from "../actors/mod.ts";
 import { log } from "../lib/log.ts";
 import { loadSettings, type Settings } from "../lib/settings.ts";
 import { buildApp } from "../routes/app.ts";
@@ -39,20 +36,16 @@ export function stackSettings(over: Record<string, string> = {}): Settings {
 /** Starts the four actors and builds the app; dispose to stop them. */
 export async function startService(settings: Settings) {
   const hub = new WatchHub();
-  const actors = {
-    config: new ConfigClient({
-      settings,
-      onEvent: (e) => {
-        if (e.type === "config_changes") hub.publish(e.changes);
-      },
-    }),
-    registry: new RegistryClient({ settings }),
-    health: new HealthClient({ settings }),
-    flags: new FlagClient({ settings }),
-  };
-  await Promise.all(Object.values(actors).map((a) => a.start()));
-  hub.lastSeq = await actors.config.index();
-  const app = buildApp({ settings, actors, startedAt: Date.now(), config: actors.config, hub });
+  const actors = await startActors(settings, hub);
+  const app = buildApp({
+    settings,
+    actors,
+    startedAt: Date.now(),
+    config: actors.config,
+    hub,
+    registry: actors.registry,
+    health: actors.health,
+  });
   return {
     app,
     actors,

@@ -13,9 +13,8 @@ Deno.test("GET /health answers the seed's shape with a section per backend", asy
     async () => {
       const res = await svc.app.request("/health");
       const b = await res.json();
-      return res.status === 200 && b.backends.storage?.status === "up" && b.backends.flags
-        ? b
-        : null;
+      const all = ["storage", "cache", "registry", "events", "flags"].every((n) => b.backends[n]);
+      return res.status === 200 && b.backends.storage?.status === "up" && all ? b : null;
     },
     5_000,
     "backend reports",

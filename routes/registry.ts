@@ -1,0 +1,305 @@
+/**
+ * Service registry endpoints (spec 11–17) plus heartbeat. Handlers validate and translate;
+ * the RegistryActor and HealthActor do the work.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { newRouter } from "./router.ts";
+import type { RegistryClient } from "../actors/registry_client.ts";
+import type { HealthClient } from "../actors/health_client.ts";
+import type { Settings } from "../lib/settings.ts";
+import { BackendUnavailableError } from "../lib/errors.ts";
+import { PROBLEM_CONTENT_TYPE } from "../lib/problem.ts";
+import { type Instance, normalizeMetadata } from "../lib/registry/model.ts";
+
+export interface RegistryDeps {
+  settings: Settings;
+  registry: RegistryClient;
+  health: HealthClient;
+}
+
+const Name = z.string().min(1).max(128).regex(
+  /^[A-Za-z0-9._-]+$/,
+  "must be 1–128 characters of A-Z a-z 0-9 . _ -",
+);
+const Url = z.string().min(1).max(2048).openapi({ example: "http://asr-service:8087" });
+
+const InstanceView = z.object({
+  instance_id: z.string(),
+  service_url: z.string(),
+  health_check_url: z.string(),
+  status: z.enum(["registered", "healthy", "unhealthy"]),
+  last_health_check: z.string().nullable(),
+  metadata: z.record(z.string(), z.string()),
+}).openapi("ServiceInstance");
+
+const ServiceView = z.object({
+  service_name: z.string(),
+  instances: z.array(InstanceView),
+}).openapi("Service");
+
+const Problem = z.object({ type: z.string(), title: z.string(), status: z.number() });
+const problems = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [c, {
+    description: "Problem",
+    content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } },
+  }]));
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const body = <T extends z.ZodType>(schema: T) => ({
+  body: { required: true, content: { "application/json": { schema } } },
+});
+
+function view(i: Instance) {
+  return {
+    instance_id: i.instance_id,
+    service_url: i.service_url,
+    health_check_url: i.health_check_url,
+    status: i.status,
+    last_health_check: i.last_health_check,
+    metadata: i.metadata,
+  };
+}
+
+export function registryRoutes(deps: RegistryDeps) {
+  const { settings, registry, health } = deps;
+  const r = newRouter();
+  if (!settings.SERVICE_REGISTRY_ENABLED) {
+    r.use("/api/v1/registry/*", () => {
+      throw new BackendUnavailableError(
+        "registry",
+        "The service registry is disabled (SERVICE_REGISTRY_ENABLED=false)",
+      );
+    });
+  }
+  const Ref = z.object({ service_name: Name, instance_id: Name });
+
+  r.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/registry/register",
+      tags: ["Registry"],
+      summary: "Register (or update) a service instance",
+      description: "Idempotent by (service_name, metadata.instance_id); 201 when new, 200 when " +
+        "updated. Acknowledged once the record is durable and, with ZooKeeper, its ephemeral " +
+        "znode exists. Optional `ttl_seconds` requires heartbeats.",
+      request: body(
+        z.object({
+          service_name: Name,
+          service_url: Url,
+          health_check_url: Url.optional(),
+          metadata: z.record(z.string(), z.unknown()).optional(),
+          ttl_seconds: z.number().int().min(1).max(86_400).optional(),
+        }).openapi("RegisterRequest"),
+      ),
+      responses: {
+        201: json(
+          z.object({
+            instance_id: z.string(),
+            service_name: z.string(),
+            service_url: z.string(),
+            status: z.string(),
+          }),
+          "Registered",
+        ),
+        200: { description: "Updated" },
+        ...problems(400, 503),
+      },
+    }),
+    async (c) => {
+      const b = c.req.valid("json");
+      const { instance, created } = await registry.register({
+        input: {
+          service_name: b.service_name,
+          service_url: b.service_url,
+          health_check_url: b.health_check_url,
+          metadata: normalizeMetadata(b.metadata ?? {}),
+          ttl_seconds: b.ttl_seconds ?? null,
+        },
+      });
+      return c.json({
+        instance_id: instance.instance_id,
+        service_name: instance.service_name,
+        service_url: instance.service_url,
+        status: instance.status,
+      }, created ? 201 : 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/registry/deregister",
+      tags: ["Registry"],
+      summary: "Deregister a service instance",
+      request: body(Ref),
+      responses: {
+        200: json(Ref.extend({ status: z.literal("deregistered") }), "Deregistered"),
+        ...problems(400, 404, 503),
+      },
+    }),
+    async (c) => {
+      const b = c.req.valid("json");
+      await registry.deregister({ service: b.service_name, id: b.instance_id });
+      return c.json({ ...b, status: "deregistered" as const }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/registry/heartbeat",
+      tags: ["Registry"],
+      summary: "Heartbeat of an instance registered with ttl_seconds",
+      request: body(Ref),
+      responses: {
+        200: json(
+          Ref.extend({ status: z.string(), last_heartbeat: z.string().nullable() }),
+          "Recorded",
+        ),
+        ...problems(400, 404, 503),
+      },
+    }),
+    async (c) => {
+      const b = c.req.valid("json");
+      const i = await registry.heartbeat({ service: b.service_name, id: b.instance_id });
+      return c.json({ ...b, status: i.status, last_heartbeat: i.last_heartbeat }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/registry/services",
+      tags: ["Registry"],
+      summary: "List registered services with their instances",
+      responses: { 200: json(z.array(ServiceView), "Services"), ...problems(503) },
+    }),
+    async (c) => {
+      const groups = new Map<string, ReturnType<typeof view>[]>();
+      for (const i of await registry.all()) {
+        const g = groups.get(i.service_name) ?? [];
+        g.push(view(i));
+        groups.set(i.service_name, g);
+      }
+      const out = [...groups.entries()].sort(([a], [b]) => a.localeCompare(b))
+        .map(([service_name, instances]) => ({ service_name, instances }));
+      return c.json(out, 200);
+    },
+  );
+
+  const ServiceParam = z.object({ service_name: Name });
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/registry/services/{service_name}",
+      tags: ["Registry"],
+      summary: "All instances of a service",
+      request: { params: ServiceParam },
+      responses: { 200: json(ServiceView, "Instances"), ...problems(400, 404, 503) },
+    }),
+    async (c) => {
+      const { service_name } = c.req.valid("param");
+      const list = await registry.instances({ service: service_name });
+      return c.json({ service_name, instances: list.map(view) }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/registry/services/{service_name}/url",
+      tags: ["Registry"],
+      summary: "A healthy instance's URL, load balanced",
+      description: "Round robin over healthy instances (weighted by metadata.weight when " +
+        "present); `strategy` = round_robin | random | weighted. 404 unknown service, 503 " +
+        "none healthy.",
+      request: {
+        params: ServiceParam,
+        query: z.object({ strategy: z.enum(["round_robin", "random", "weighted"]).optional() }),
+      },
+      responses: {
+        200: json(
+          z.object({ service_name: z.string(), url: z.string(), instance_id: z.string() }),
+          "Chosen",
+        ),
+        ...problems(400, 404, 503),
+      },
+    }),
+    async (c) => {
+      const { service_name } = c.req.valid("param");
+      const { strategy } = c.req.valid("query");
+      const i = await registry.pick({ service: service_name, strategy });
+      return c.json({ service_name, url: i.service_url, instance_id: i.instance_id }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/registry/discover/{service_name}",
+      tags: ["Registry"],
+      summary: "Healthy instances of a service",
+      request: { params: ServiceParam },
+      responses: { 200: json(ServiceView, "Healthy instances"), ...problems(400, 404, 503) },
+    }),
+    async (c) => {
+      const { service_name } = c.req.valid("param");
+      const list = await registry.instances({ service: service_name });
+      return c.json({
+        service_name,
+        instances: list.filter((i) => i.status === "healthy").map(view),
+      }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/registry/services/{service_name}/health",
+      tags: ["Registry"],
+      summary: "Check a service's instances now",
+      request: { params: ServiceParam },
+      responses: {
+        200: json(
+          z.object({
+            service_name: z.string(),
+            instances_checked: z.number().int(),
+            healthy_instances: z.number().int(),
+            unhealthy_instances: z.number().int(),
+          }),
+          "Checked",
+        ),
+        ...problems(400, 404, 503),
+      },
+    }),
+    async (c) => {
+      const { service_name } = c.req.valid("param");
+      const list = await registry.instances({ service: service_name });
+      const outcomes = await health.checkNow({
+        keys: list.map((i) => `${i.service_name}/${i.instance_id}`),
+      });
+      // Recorded before answering, so a read right after sees these outcomes.
+      await Promise.all(outcomes.map((o) =>
+        registry.healthResult({
+          service: service_name,
+          id: o.key.slice(service_name.length + 1),
+          healthy: o.healthy,
+          checked_at: o.checked_at,
+          reason: o.reason,
+        })
+      ));
+      const healthy = outcomes.filter((o) => o.healthy).length;
+      return c.json({
+        service_name,
+        instances_checked: outcomes.length,
+        healthy_instances: healthy,
+        unhealthy_instances: outcomes.length - healthy,
+      }, 200);
+    },
+  );
+
+  return r;
+}

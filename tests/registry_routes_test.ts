@@ -1,0 +1,328 @@
+import assert from "node:assert/strict";
+import { embeddedSettings, serverTest, stackSettings, startService, waitFor } from "./_helpers.ts";
+import { ZkSession } from "../lib/backends/zookeeper.ts";
+
+const PROBLEM = "application/problem+json";
+const FAST = {
+  SERVICE_HEALTH_CHECK_INTERVAL: "0.2",
+  HEALTH_CHECK_TIMEOUT: "0.5",
+  HEALTH_CHECK_MAX_RETRIES: "0",
+  HEALTH_CHECK_INITIAL_RETRY_DELAY: "0.01",
+};
+
+/** A real HTTP instance: /health answers `status()`; /ready and /live 404 unless set. */
+function stubInstance(opts: { health?: () => number; ready?: () => number } = {}) {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/health") return new Response("ok", { status: opts.health?.() ?? 200 });
+    if (path === "/ready" && opts.ready) return new Response("", { status: opts.ready() });
+    return new Response("not here", { status: 404 });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, server };
+}
+
+async function json(res: Response) {
+  return { status: res.status, type: res.headers.get("content-type"), body: await res.json() };
+}
+
+function post(
+  app: { request: (p: string, i?: RequestInit) => Response | Promise<Response> },
+  path: string,
+  body: unknown,
+) {
+  return app.request(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+Deno.test("POST /api/v1/registry/register answers the seed's shape: 201 new, 200 again", async () => {
+  await using svc = await startService(embeddedSettings(FAST));
+  const inst = stubInstance();
+  try {
+    const reg = {
+      service_name: "asr-service",
+      service_url: inst.url,
+      health_check_url: `${inst.url}/health`,
+      metadata: { instance_id: "asr-service-1", version: "1.0.0" },
+    };
+    const first = await json(await post(svc.app, "/api/v1/registry/register", reg));
+    assert.equal(first.status, 201);
+    assert.deepEqual(first.body, {
+      instance_id: "asr-service-1",
+      service_name: "asr-service",
+      service_url: inst.url,
+      status: "registered",
+    });
+    const again = await post(svc.app, "/api/v1/registry/register", reg);
+    assert.equal(again.status, 200);
+    await again.body?.cancel();
+  } finally {
+    await inst.server.shutdown();
+  }
+});
+
+Deno.test("a live instance becomes healthy and a dead one unhealthy; discover and url use healthy only", async () => {
+  await using svc = await startService(embeddedSettings(FAST));
+  const live = stubInstance();
+  const dead = stubInstance();
+  const deadUrl = dead.url;
+  await dead.server.shutdown();
+  try {
+    for (const [id, url] of [["live-1", live.url], ["dead-1", deadUrl]]) {
+      const r = await post(svc.app, "/api/v1/registry/register", {
+        service_name: "svc-a",
+        service_url: url,
+        metadata: { instance_id: id },
+      });
+      assert.equal(r.status, 201);
+      await r.body?.cancel();
+    }
+    const inst = await waitFor(
+      async () => {
+        const b = (await json(await svc.app.request("/api/v1/registry/services/svc-a"))).body;
+        const st = Object.fromEntries(
+          b.instances.map((
+            i: { instance_id: string; status: string },
+          ) => [i.instance_id, i.status]),
+        );
+        return st["live-1"] === "healthy" && st["dead-1"] === "unhealthy" ? b : null;
+      },
+      10_000,
+      "statuses",
+    );
+    assert.equal(inst.service_name, "svc-a");
+    assert.ok(
+      inst.instances.every((i: { last_health_check: string | null }) => i.last_health_check),
+    );
+    const disc = (await json(await svc.app.request("/api/v1/registry/discover/svc-a"))).body;
+    assert.deepEqual(disc.instances.map((i: { instance_id: string }) => i.instance_id), ["live-1"]);
+    const url = (await json(await svc.app.request("/api/v1/registry/services/svc-a/url"))).body;
+    assert.deepEqual(url, { service_name: "svc-a", url: live.url, instance_id: "live-1" });
+    const list = (await json(await svc.app.request("/api/v1/registry/services"))).body;
+    assert.equal(list[0].service_name, "svc-a");
+    assert.equal(list[0].instances.length, 2);
+  } finally {
+    await live.server.shutdown();
+  }
+});
+
+Deno.test("POST /api/v1/registry/services/:name/health checks now and counts the outcomes", async () => {
+  await using svc = await startService(
+    embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" }),
+  );
+  const ok = stubInstance();
+  const failing = stubInstance({ ready: () => 500 });
+  try {
+    for (const [id, url] of [["ok-1", ok.url], ["bad-1", failing.url]]) {
+      const r = await post(svc.app, "/api/v1/registry/register", {
+        service_name: "svc-h",
+        service_url: url,
+        metadata: { instance_id: id },
+      });
+      await r.body?.cancel();
+    }
+    const res = await json(await post(svc.app, "/api/v1/registry/services/svc-h/health", {}));
+    assert.equal(res.status, 200);
+    // A failing additional endpoint (/ready 500) is unhealthy; a 404 one (/live) is not.
+    assert.deepEqual(res.body, {
+      service_name: "svc-h",
+      instances_checked: 2,
+      healthy_instances: 1,
+      unhealthy_instances: 1,
+    });
+    const b = (await json(await svc.app.request("/api/v1/registry/services/svc-h"))).body;
+    const st = Object.fromEntries(
+      b.instances.map((i: { instance_id: string; status: string }) => [i.instance_id, i.status]),
+    );
+    assert.deepEqual(st, { "ok-1": "healthy", "bad-1": "unhealthy" });
+  } finally {
+    await ok.server.shutdown();
+    await failing.server.shutdown();
+  }
+});
+
+Deno.test("deregister removes an instance; unknown ones are 404 problems", async () => {
+  await using svc = await startService(embeddedSettings(FAST));
+  const r = await post(svc.app, "/api/v1/registry/register", {
+    service_name: "svc-d",
+    service_url: "http://127.0.0.1:9",
+    metadata: { instance_id: "d-1" },
+  });
+  await r.body?.cancel();
+  const del = await json(
+    await post(svc.app, "/api/v1/registry/deregister", {
+      service_name: "svc-d",
+      instance_id: "d-1",
+    }),
+  );
+  assert.deepEqual(del, {
+    status: 200,
+    type: "application/json",
+    body: { service_name: "svc-d", instance_id: "d-1", status: "deregistered" },
+  });
+  const again = await json(
+    await post(svc.app, "/api/v1/registry/deregister", {
+      service_name: "svc-d",
+      instance_id: "d-1",
+    }),
+  );
+  assert.equal(again.status, 404);
+  assert.equal(again.type, PROBLEM);
+  for (
+    const p of [
+      "/api/v1/registry/services/svc-d",
+      "/api/v1/registry/discover/svc-d",
+      "/api/v1/registry/services/svc-d/url",
+    ]
+  ) {
+    const res = await json(await svc.app.request(p));
+    assert.equal(res.status, 404, p);
+    assert.equal(res.type, PROBLEM);
+  }
+});
+
+Deno.test("url answers 503 when no instance is healthy", async () => {
+  await using svc = await startService(
+    embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" }),
+  );
+  const r = await post(svc.app, "/api/v1/registry/register", {
+    service_name: "svc-u",
+    service_url: "http://127.0.0.1:9",
+  });
+  await r.body?.cancel();
+  const res = await json(await svc.app.request("/api/v1/registry/services/svc-u/url"));
+  assert.equal(res.status, 503);
+  assert.equal(res.type, PROBLEM);
+});
+
+Deno.test("registering link-local or metadata addresses is a 400 naming the field", async () => {
+  await using svc = await startService(embeddedSettings(FAST));
+  for (
+    const [field, body] of [
+      ["service_url", { service_name: "x", service_url: "http://169.254.169.254/latest" }],
+      ["health_check_url", {
+        service_name: "x",
+        service_url: "http://127.0.0.1:9",
+        health_check_url: "http://[fd00:ec2::254]/",
+      }],
+      ["service_url", { service_name: "x", service_url: "ftp://example" }],
+      ["service_name", { service_name: "bad name", service_url: "http://127.0.0.1:9" }],
+    ] as const
+  ) {
+    const res = await json(await post(svc.app, "/api/v1/registry/register", body));
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.equal(res.type, PROBLEM);
+    assert.ok(
+      res.body.errors.some((e: { field: string }) => e.field === field),
+      `${field} named in ${JSON.stringify(res.body.errors)}`,
+    );
+  }
+});
+
+Deno.test("registrations survive a restart of the service (durable records)", async () => {
+  const settings = embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" });
+  {
+    await using svc = await startService(settings);
+    const r = await post(svc.app, "/api/v1/registry/register", {
+      service_name: "svc-r",
+      service_url: "http://127.0.0.1:9",
+      metadata: { instance_id: "r-1", zone: "a" },
+    });
+    assert.equal(r.status, 201);
+    await r.body?.cancel();
+  }
+  await using again = await startService(settings);
+  const b = (await json(await again.app.request("/api/v1/registry/services/svc-r"))).body;
+  assert.equal(b.instances[0].instance_id, "r-1");
+  assert.equal(b.instances[0].metadata.zone, "a");
+});
+
+Deno.test("SERVICE_REGISTRY_ENABLED=false answers registry endpoints with 503 problem JSON", async () => {
+  await using svc = await startService(embeddedSettings({ SERVICE_REGISTRY_ENABLED: "false" }));
+  const res = await json(await svc.app.request("/api/v1/registry/services"));
+  assert.equal(res.status, 503);
+  assert.equal(res.type, PROBLEM);
+});
+
+serverTest(
+  "zookeeper registry",
+  ["ZOOKEEPER_HOSTS"],
+  "register writes an ephemeral znode with Curator's JSON; deregister removes it; a restart re-creates it",
+  async () => {
+    const base = `/cs-test-${crypto.randomUUID().slice(0, 8)}`;
+    const settings = stackSettings({
+      ...FAST,
+      DATABASE_URL: "",
+      KAFKA_BOOTSTRAP_SERVERS: "",
+      UNLEASH_URL: "",
+      REDIS_HOST: "",
+      ZOOKEEPER_BASE_PATH: base,
+      ZOOKEEPER_SESSION_TIMEOUT: "6",
+      SERVICE_HEALTH_CHECK_ENABLED: "false",
+    });
+    const zk = new ZkSession(Deno.env.get("ZOOKEEPER_HOSTS")!, {
+      sessionTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+    });
+    await zk.connect();
+    try {
+      {
+        await using svc = await startService(settings);
+        await waitFor(
+          async () => {
+            const h = await (await svc.app.request("/health")).json();
+            return h.backends.registry?.status === "up";
+          },
+          10_000,
+          "zookeeper up",
+        );
+        const r = await post(svc.app, "/api/v1/registry/register", {
+          service_name: "asr-service",
+          service_url: "http://127.0.0.1:8087",
+          metadata: { instance_id: "asr-1", version: "1.0.0" },
+        });
+        assert.equal(r.status, 201);
+        await r.body?.cancel();
+        const data = JSON.parse((await zk.getData(`${base}/asr-service/asr-1`))!);
+        assert.equal(data.name, "asr-service");
+        assert.equal(data.id, "asr-1");
+        assert.equal(data.address, "127.0.0.1");
+        assert.equal(data.port, 8087);
+        assert.equal(data.serviceType, "DYNAMIC");
+        assert.equal(
+          data.payload["@class"],
+          "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance",
+        );
+        assert.equal(data.payload.metadata.version, "1.0.0");
+        assert.notEqual(await zk.owner(`${base}/asr-service/asr-1`), "", "ephemeral");
+        const r2 = await post(svc.app, "/api/v1/registry/register", {
+          service_name: "asr-service",
+          service_url: "http://127.0.0.1:8088",
+          metadata: { instance_id: "asr-2" },
+        });
+        await r2.body?.cancel();
+        const d = await post(svc.app, "/api/v1/registry/deregister", {
+          service_name: "asr-service",
+          instance_id: "asr-2",
+        });
+        assert.equal(d.status, 200);
+        await d.body?.cancel();
+        assert.deepEqual(await zk.getChildren(`${base}/asr-service`), ["asr-1"]);
+      }
+      // Stopped gracefully: its session closed, so the ephemeral is gone at once.
+      await waitFor(async () => (await zk.getChildren(`${base}/asr-service`)).length === 0, 5_000);
+      // Restarted on the same durable records: the ephemeral is back.
+      await using again = await startService(settings);
+      await waitFor(
+        async () => (await zk.getChildren(`${base}/asr-service`)).includes("asr-1"),
+        10_000,
+        "znode re-created after restart",
+      );
+      void again;
+    } finally {
+      zk.close();
+    }
+  },
+);
