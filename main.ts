@@ -6,6 +6,7 @@ import { startActors } from "./actors/mod.ts";
 import { log } from "./lib/log.ts";
 import { backendKinds, loadSettings, type Settings, SettingsError } from "./lib/settings.ts";
 import { buildApp } from "./routes/app.ts";
+import { SERVICE_VERSION } from "./routes/meta.ts";
 import { WatchHub } from "./lib/config/watch_hub.ts";
 
 async function main(): Promise<void> {
@@ -53,6 +54,26 @@ async function main(): Promise<void> {
       }),
   }, app.fetch);
 
+  // The service registers itself, as Consul agents and Eureka clients do.
+  const self = { service: settings.SERVICE_NAME, id: settings.SERVICE_INSTANCE_ID };
+  if (settings.SERVICE_REGISTRY_ENABLED) {
+    const port = (server.addr as Deno.NetAddr).port;
+    const host = ["0.0.0.0", "::", ""].includes(settings.SERVICE_HOST)
+      ? Deno.hostname()
+      : settings.SERVICE_HOST;
+    const url = settings.SERVICE_ADVERTISE_URL ?? `http://${host}:${port}`;
+    actors.registry.register({
+      input: {
+        service_name: self.service,
+        service_url: url,
+        metadata: { instance_id: self.id, version: SERVICE_VERSION },
+      },
+    }).then(
+      () => log.info("registered this instance", { service: self.service, url }),
+      (err) => log.warn("could not register this instance", { error: String(err) }),
+    );
+  }
+
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -70,6 +91,9 @@ async function main(): Promise<void> {
     const drained = server.shutdown();
     hub.close();
     await drained;
+    if (settings.SERVICE_REGISTRY_ENABLED) {
+      await actors.registry.deregister(self).catch(() => {});
+    }
     await Promise.all(Object.values(actors).map((a) => a.stop(Math.max(1_000, deadline / 2))));
     clearTimeout(hardStop);
     log.lifecycle("stopped");

@@ -14,6 +14,9 @@ export class HealthClient extends ActorClient<HealthCalls> {
   untrack(r: Req<"untrack">) {
     return this.call({ type: "untrack", ...r });
   }
+  setActive(r: Req<"set_active">) {
+    return this.call({ type: "set_active", ...r });
+  }
   /** Manual checks can take the probe's retries and backoff: allow up to a minute. */
   checkNow(r: Req<"check_now">) {
     return this.call({ type: "check_now", ...r }, 60_000);

@@ -8,4 +8,6 @@ export type HealthCalls = CommonCalls & {
   untrack: { req: { keys: string[] }; res: void };
   /** Checks these now (waiting for a check already running) and answers the outcomes. */
   check_now: { req: { keys: string[] }; res: HealthOutcome[] };
+  /** Runs the schedule only on the leader (the registry tells who that is). */
+  set_active: { req: { active: boolean }; res: void };
 };

@@ -23,6 +23,9 @@ const last = new Map<string, HealthOutcome>();
 let scheduler: Scheduler;
 let settings: ProbeSettings;
 let allowed: string[] = [];
+/** SERVICE_HEALTH_CHECK_ENABLED=false stops the schedule; manual checks still work. */
+let enabled = true;
+let active = false;
 
 async function check(key: string, ctx: Ctx): Promise<void> {
   const t = targets.get(key);
@@ -66,8 +69,7 @@ serveActor<HealthCalls>({
           log.warn("health check failed", { key, error: String(err) })
         ),
     });
-    // SERVICE_HEALTH_CHECK_ENABLED=false stops the schedule; manual checks still work.
-    if (s.SERVICE_HEALTH_CHECK_ENABLED) scheduler.start();
+    enabled = s.SERVICE_HEALTH_CHECK_ENABLED;
   },
   async handle(msg, ctx) {
     switch (msg.type) {
@@ -89,6 +91,12 @@ serveActor<HealthCalls>({
           last.delete(k);
           scheduler.remove(k);
         }
+        return;
+      case "set_active":
+        if (msg.active === active) return;
+        active = msg.active;
+        if (active && enabled) scheduler.start();
+        else if (!active) await scheduler.stop();
         return;
       case "check_now": {
         const known = msg.keys.filter((k) => targets.has(k));

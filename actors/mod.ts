@@ -30,6 +30,10 @@ export async function startActors(settings: Settings, hub: WatchHub): Promise<Ac
   const registry = new RegistryClient({
     settings,
     onEvent: (e) => {
+      if (e.type === "leadership") {
+        actors.health.setActive({ active: e.leader }).catch(warn("health leadership"));
+        return;
+      }
       if (e.type !== "registry_changed") return;
       if (e.added.length) actors.health.track({ targets: e.added }).catch(warn("health track"));
       if (e.removed.length) actors.health.untrack({ keys: e.removed }).catch(warn("untrack"));

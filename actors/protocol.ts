@@ -49,6 +49,8 @@ export interface BackendStatus {
   latency_ms?: number;
   /** Why it is down (never contains credentials). */
   error?: string;
+  /** For the registry: whether this replica leads health checking. */
+  role?: "leader" | "follower";
   /** ISO time of the last probe. */
   checked_at?: string;
 }
@@ -63,7 +65,9 @@ export type ActorEvent =
   /** Registrations added/updated (with what a health check needs) or removed (keys). */
   | { type: "registry_changed"; added: HealthTarget[]; removed: string[] }
   /** Outcomes of health checks, for the registry. */
-  | { type: "health_results"; results: HealthOutcome[] };
+  | { type: "health_results"; results: HealthOutcome[] }
+  /** This replica gained or lost leadership of health checking. */
+  | { type: "leadership"; leader: boolean };
 
 /** What the HealthActor needs to check one instance; `key` is `service/instance`. */
 export interface HealthTarget {

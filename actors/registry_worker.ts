@@ -179,13 +179,26 @@ serveActor<RegistryCalls>({
         basePath: s.ZOOKEEPER_BASE_PATH,
         sessionTimeoutMs: s.ZOOKEEPER_SESSION_TIMEOUT * 1000,
         connectTimeoutMs: s.ZOOKEEPER_CONNECTION_TIMEOUT * 1000,
+        candidate: s.SERVICE_INSTANCE_ID,
+        onLeadership: (leader) => ctx.emit({ type: "leadership", leader }),
       });
       // Restored records are re-created as ephemerals once the session is open.
       for (const i of instances.values()) void zk.putLater(i);
       zk.start();
-      monitor = new BackendMonitor([zookeeperProbe(() => zk?.session ?? null)]);
+      const probe = zookeeperProbe(() => zk?.session ?? null);
+      monitor = new BackendMonitor([{
+        ...probe,
+        describe: () => ({ role: zk?.leader ? "leader" : "follower" }),
+      }]);
     } else {
-      monitor = new BackendMonitor([], [{ name: "registry", kind: "embedded", status: "up" }]);
+      monitor = new BackendMonitor([], [{
+        name: "registry",
+        kind: "embedded",
+        status: "up",
+        role: "leader",
+      }]);
+      // One process, one registry: it always leads.
+      ctx.emit({ type: "leadership", leader: true });
     }
     if (instances.size > 0) announce(ctx, [...instances.values()], []);
     ctx.after(0, { type: "probe" });

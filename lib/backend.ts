@@ -12,6 +12,8 @@ export interface BackendProbe {
   readonly kind: string;
   /** Resolves when the backend answers; rejects (or is aborted) otherwise. */
   check(signal: AbortSignal): Promise<void>;
+  /** Extra facts for the report, e.g. the registry's leader role. */
+  describe?(): Partial<BackendStatus>;
 }
 
 /** Removes credentials from URLs inside an error message. */
@@ -47,6 +49,7 @@ export async function probeAll(
         status: "up",
         latency_ms: Math.round((performance.now() - t0) * 100) / 100,
         checked_at: new Date().toISOString(),
+        ...p.describe?.(),
       };
     } catch (err) {
       return {
@@ -55,6 +58,7 @@ export async function probeAll(
         status: "down",
         error: redact(err instanceof Error ? err.message : String(err)),
         checked_at: new Date().toISOString(),
+        ...p.describe?.(),
       };
     } finally {
       clearTimeout(timer);

@@ -71,6 +71,7 @@ const schema = z.object({
   SERVICE_HOST: str("0.0.0.0"),
   SERVICE_PORT: num(8082, { min: 0, max: 65535, int: true }),
   SERVICE_INSTANCE_ID: str("config-service-1"),
+  SERVICE_ADVERTISE_URL: url(["http:", "https:"]),
   LOG_LEVEL: z.string().optional().transform((v, ctx) => {
     const s = (v ?? "INFO").trim().toUpperCase();
     const map: Record<string, "debug" | "info" | "warn" | "error"> = {

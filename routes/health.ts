@@ -14,6 +14,7 @@ const Backend = z.object({
   latency_ms: z.number().optional(),
   error: z.string().optional(),
   checked_at: z.string().optional(),
+  role: z.enum(["leader", "follower"]).optional(),
 }).openapi("BackendHealth");
 
 const ActorState = z.object({

@@ -15,7 +15,14 @@ export interface ZkRegistryOptions {
   basePath: string;
   sessionTimeoutMs: number;
   connectTimeoutMs: number;
+  /** Told whenever this replica gains or loses leadership. */
+  onLeadership?: (leader: boolean) => void;
+  /** Data of this replica's election node (its instance id), for operators. */
+  candidate?: string;
 }
+
+/** How often the election is re-read (no watches: one short read per second). */
+const ELECTION_POLL_MS = 1_000;
 
 export class ZookeeperRegistry {
   readonly #o: ZkRegistryOptions;
@@ -24,9 +31,68 @@ export class ZookeeperRegistry {
   #closed = false;
   #reconnectDelay = 200;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #electionTimer: ReturnType<typeof setInterval> | undefined;
+  /** This replica's election node and the session that owns it. */
+  #candidate: { session: ZkSession; path: string } | null = null;
+  #leader = false;
 
   constructor(o: ZkRegistryOptions) {
     this.#o = o;
+  }
+
+  /** Whether this replica holds leadership (it schedules health checks). */
+  get leader(): boolean {
+    return this.#leader;
+  }
+
+  /** Election nodes live beside the services, e.g. `/services.leader`. */
+  get electionPath(): string {
+    return `${this.#o.basePath === "/" ? "" : this.#o.basePath}.leader`;
+  }
+
+  #setLeader(v: boolean): void {
+    if (v === this.#leader) return;
+    this.#leader = v;
+    log.info(v ? "this replica leads health checking" : "this replica no longer leads", {
+      candidate: this.#o.candidate,
+    });
+    this.#o.onLeadership?.(v);
+  }
+
+  /**
+   * Leader election with ephemeral sequential nodes (ZooKeeper's recipe): the lowest node
+   * leads. Each session creates one node; when the leader's session ends its node goes and
+   * the next replica leads within the session timeout plus one poll.
+   */
+  async #elect(): Promise<void> {
+    const s = this.#session;
+    if (!s || !s.connected) {
+      this.#setLeader(false);
+      return;
+    }
+    try {
+      if (this.#candidate?.session !== s) {
+        await s.mkdirp(this.electionPath);
+        const path = await s.create(
+          `${this.electionPath}/n-`,
+          JSON.stringify({ candidate: this.#o.candidate ?? "" }),
+          CreateMode.EPHEMERAL_SEQUENTIAL,
+        );
+        this.#candidate = { session: s, path };
+      }
+      const children = (await s.getChildren(this.electionPath)).sort();
+      const mine = this.#candidate.path.slice(this.electionPath.length + 1);
+      if (!children.includes(mine)) {
+        // Our node is gone (session trouble): stand again on the next round.
+        this.#candidate = null;
+        this.#setLeader(false);
+        return;
+      }
+      this.#setLeader(children[0] === mine);
+    } catch (err) {
+      log.debug("leader election round failed", { error: String(err) });
+      this.#setLeader(false);
+    }
   }
 
   /** The current session, for the readiness probe. */
@@ -46,6 +112,7 @@ export class ZookeeperRegistry {
   /** Opens a session in the background and keeps one open until `close()`. */
   start(): void {
     void this.#connect();
+    this.#electionTimer = setInterval(() => void this.#elect(), ELECTION_POLL_MS);
   }
 
   async #connect(): Promise<void> {
@@ -58,13 +125,16 @@ export class ZookeeperRegistry {
     this.#session = s;
     s.on("expired", () => {
       if (this.#session !== s) return;
+      this.#setLeader(false);
       log.warn("zookeeper session expired; opening a new one and re-creating ephemerals");
       void this.#connect();
     });
     // A reconnect within the same session keeps its ephemerals, but znodes that failed to be
     // written while disconnected are written now.
     s.on("connected", () => {
-      if (this.#session === s) void this.#reapply(s);
+      if (this.#session !== s) return;
+      void this.#reapply(s);
+      void this.#elect();
     });
     try {
       await s.connect();
@@ -154,6 +224,8 @@ export class ZookeeperRegistry {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#electionTimer);
+    this.#setLeader(false);
     // worker.terminate() would not end the session: close it, so ephemerals go at once.
     this.#session?.close();
     this.#session = null;
