@@ -19,6 +19,7 @@ import {
   parseServiceUrl,
 } from "../lib/registry/model.ts";
 import type { ZookeeperRegistry } from "../lib/registry/zookeeper_registry.ts";
+import type { EventPublisher } from "../lib/backends/kafka.ts";
 import { BackendUnavailableError, NotFoundError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 
@@ -29,6 +30,21 @@ const SWEEP_MS = 1_000;
 let monitor: BackendMonitor;
 let store: RegistryStore;
 let zk: ZookeeperRegistry | null = null;
+let events: EventPublisher | null = null;
+
+/** Publishes a registry event to REGISTRY_KAFKA_TOPIC (keyed by service/instance). */
+function publish(type: string, i: Instance, reason?: string): void {
+  events?.publish(keyOf(i.service_name, i.instance_id), {
+    event_id: crypto.randomUUID(),
+    type,
+    service_name: i.service_name,
+    instance_id: i.instance_id,
+    service_url: i.service_url,
+    status: i.status,
+    ...(reason ? { reason } : {}),
+    at: new Date().toISOString(),
+  });
+}
 const instances = new Map<string, Instance>();
 const balancer = new Balancer();
 
@@ -85,6 +101,7 @@ async function register(input: RegisterInput, ctx: Ctx) {
   instances.set(keyOf(instance.service_name, id), instance);
   if (zk) await zk.put(instance);
   announce(ctx, [instance], []);
+  publish(prev ? "updated" : "registered", instance);
   log.info("instance registered", { service: instance.service_name, instance: id, created });
   return { instance, created: !prev && created };
 }
@@ -102,11 +119,17 @@ async function remove(service: string, id: string, ctx: Ctx, why: string): Promi
     });
   }
   announce(ctx, [], [key]);
+  publish("deregistered", prev, why);
   log.info("instance deregistered", { service, instance: id, reason: why });
   return prev;
 }
 
-async function setHealth(i: Instance, healthy: boolean, at: string): Promise<Instance> {
+async function setHealth(
+  i: Instance,
+  healthy: boolean,
+  at: string,
+  reason?: string,
+): Promise<Instance> {
   const status = healthy ? "healthy" : "unhealthy";
   const next: Instance = {
     ...i,
@@ -120,7 +143,9 @@ async function setHealth(i: Instance, healthy: boolean, at: string): Promise<Ins
       instance: i.instance_id,
       from: i.status,
       to: status,
+      reason,
     });
+    publish(status, next, reason);
   }
   instances.set(keyOf(i.service_name, i.instance_id), next);
   await store.setHealth(i.service_name, i.instance_id, next);
@@ -140,7 +165,7 @@ async function sweep(ctx: Ctx): Promise<void> {
             service: i.service_name,
             instance: i.instance_id,
           });
-          await setHealth(i, false, new Date().toISOString());
+          await setHealth(i, false, new Date().toISOString(), "missed heartbeat");
           continue;
         }
       }
@@ -200,6 +225,13 @@ serveActor<RegistryCalls>({
       // One process, one registry: it always leads.
       ctx.emit({ type: "leadership", leader: true });
     }
+    if (s.KAFKA_BOOTSTRAP_SERVERS) {
+      const { createKafka, EventPublisher } = await import("../lib/backends/kafka.ts");
+      events = new EventPublisher(
+        createKafka(s.KAFKA_BOOTSTRAP_SERVERS, "config-service-registry"),
+        s.REGISTRY_KAFKA_TOPIC,
+      );
+    }
     if (instances.size > 0) announce(ctx, [...instances.values()], []);
     ctx.after(0, { type: "probe" });
     ctx.after(SWEEP_MS, { type: "sweep" });
@@ -255,7 +287,7 @@ serveActor<RegistryCalls>({
       case "health_result": {
         const i = instances.get(keyOf(msg.service, msg.id));
         if (!i) return null;
-        return await setHealth(i, msg.healthy, msg.checked_at);
+        return await setHealth(i, msg.healthy, msg.checked_at, msg.reason);
       }
       case "sweep":
         try {
@@ -272,6 +304,7 @@ serveActor<RegistryCalls>({
   },
   async stop() {
     zk?.close();
+    await events?.close();
     await store?.close().catch(() => {});
   },
 });

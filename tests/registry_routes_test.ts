@@ -326,3 +326,60 @@ serverTest(
     }
   },
 );
+
+serverTest(
+  "kafka registry events",
+  ["KAFKA_BOOTSTRAP_SERVERS"],
+  "registration, health transitions and deregistration are published to REGISTRY_KAFKA_TOPIC",
+  async () => {
+    const { createKafka } = await import("../lib/backends/kafka.ts");
+    const topic = `cs-t-registry-${crypto.randomUUID().slice(0, 8)}`;
+    const kafka = createKafka(Deno.env.get("KAFKA_BOOTSTRAP_SERVERS")!, "registry-test");
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    const consumer = kafka.consumer({ groupId: `${topic}-g` });
+    const seen: { type: string; instance_id: string; status: string }[] = [];
+    const live = stubInstance();
+    try {
+      await using svc = await startService(embeddedSettings({
+        ...FAST,
+        KAFKA_BOOTSTRAP_SERVERS: Deno.env.get("KAFKA_BOOTSTRAP_SERVERS")!,
+        REGISTRY_KAFKA_TOPIC: topic,
+      }));
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({
+        eachMessage: ({ message }) =>
+          Promise.resolve(void seen.push(JSON.parse(String(message.value)))),
+      });
+      const r = await post(svc.app, "/api/v1/registry/register", {
+        service_name: "svc-k",
+        service_url: live.url,
+        metadata: { instance_id: "k-1" },
+      });
+      assert.equal(r.status, 201);
+      await r.body?.cancel();
+      await waitFor(() => seen.some((e) => e.type === "healthy"), 20_000, "healthy event");
+      const d = await post(svc.app, "/api/v1/registry/deregister", {
+        service_name: "svc-k",
+        instance_id: "k-1",
+      });
+      await d.body?.cancel();
+      await waitFor(
+        () => seen.some((e) => e.type === "deregistered"),
+        20_000,
+        "deregistered event",
+      );
+      assert.deepEqual(
+        seen.filter((e) => e.instance_id === "k-1").map((e) => e.type),
+        ["registered", "healthy", "deregistered"],
+      );
+    } finally {
+      await live.server.shutdown();
+      await consumer.disconnect();
+      await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+      await admin.disconnect();
+    }
+  },
+);
