@@ -27,9 +27,9 @@ import {
   type EntryId,
   entryView,
   etagOf,
+  eventView,
   historyView,
   idKey,
-  shownValue,
   type StoredChange,
   type StoredEntry,
   type WriteOp,
@@ -410,21 +410,6 @@ async function becomeRelayLeader(): Promise<boolean> {
   return true;
 }
 
-function kafkaEvent(c: StoredChange) {
-  return {
-    event_id: c.event_id,
-    type: c.type,
-    key: c.key,
-    environment: c.environment,
-    service_name: c.service || null,
-    version: c.version,
-    ...(c.secret || c.value === null ? {} : { value: shownValue(c.value, false) }),
-    secret: c.secret,
-    updated_by: c.updated_by,
-    updated_at: c.updated_at,
-  };
-}
-
 /** Publishes unpublished changes in sequence order; marks them sent once Kafka acks. */
 async function relay(ctx: Ctx): Promise<void> {
   if (!producer || relaying) return;
@@ -444,7 +429,7 @@ async function relay(ctx: Ctx): Promise<void> {
         acks: -1,
         messages: batch.map((c) => ({
           key: `${c.environment}/${c.service}/${c.key}`,
-          value: JSON.stringify(kafkaEvent(c)),
+          value: JSON.stringify(eventView(c)),
           headers: { event_id: c.event_id },
         })),
       });

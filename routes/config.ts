@@ -15,8 +15,8 @@ import {
   PreconditionFailedError,
   ValidationError,
 } from "../lib/errors.ts";
-import type { WatchFilter, WatchHub } from "../lib/config/watch_hub.ts";
-import { PROBLEM_CONTENT_TYPE } from "../lib/problem.ts";
+import { sseFrame, type WatchFilter, type WatchHub } from "../lib/config/watch_hub.ts";
+import { jsonContent, problemResponses } from "./openapi.ts";
 import type { EntryId } from "../lib/config/model.ts";
 
 export interface ConfigDeps {
@@ -83,24 +83,6 @@ const HistoryItem = z.object({
   updated_at: z.string(),
   updated_by: z.string(),
 }).openapi("ConfigHistoryItem");
-
-const Problem = z.object({
-  type: z.string(),
-  title: z.string(),
-  status: z.number(),
-  detail: z.string(),
-}).openapi("Problem");
-
-const problemResponses = (...codes: number[]) =>
-  Object.fromEntries(codes.map((c) => [c, {
-    description: "Problem",
-    content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } },
-  }]));
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
 
 export function configRoutes(deps: ConfigDeps) {
   const { settings, config, hub } = deps;
@@ -199,7 +181,7 @@ export function configRoutes(deps: ConfigDeps) {
         },
       },
       responses: {
-        200: json(z.record(z.string(), z.unknown()), "Values by key"),
+        200: jsonContent(z.record(z.string(), z.unknown()), "Values by key"),
         ...problemResponses(400, 503),
       },
     }),
@@ -234,7 +216,7 @@ export function configRoutes(deps: ConfigDeps) {
         }),
       },
       responses: {
-        200: json(z.array(Entry), "Entries"),
+        200: jsonContent(z.array(Entry), "Entries"),
         ...problemResponses(400, 503),
       },
     }),
@@ -304,7 +286,7 @@ export function configRoutes(deps: ConfigDeps) {
         },
       },
       responses: {
-        201: json(Entry, "Created"),
+        201: jsonContent(Entry, "Created"),
         ...problemResponses(400, 409, 413, 503),
       },
     }),
@@ -334,7 +316,7 @@ export function configRoutes(deps: ConfigDeps) {
       "`X-Config-Stale: true` when served from cache while the store is down.",
     request: { params: KeyParam, query: getQuery },
     responses: {
-      200: json(Entry, "The entry"),
+      200: jsonContent(Entry, "The entry"),
       304: { description: "Not modified" },
       ...problemResponses(400, 403, 404, 503),
     },
@@ -395,7 +377,7 @@ export function configRoutes(deps: ConfigDeps) {
         body: { required: true, content: { "application/json": { schema: writeBody } } },
       },
       responses: {
-        200: json(Entry, "Updated"),
+        200: jsonContent(Entry, "Updated"),
         ...problemResponses(400, 404, 412, 413, 503),
       },
     }),
@@ -425,7 +407,7 @@ export function configRoutes(deps: ConfigDeps) {
       description: "History is kept. `If-Match` makes it conditional (412 when stale).",
       request: { params: KeyParam, query: ScopeQuery },
       responses: {
-        200: json(Entry.extend({ deleted: z.literal(true) }), "Deleted"),
+        200: jsonContent(Entry.extend({ deleted: z.literal(true) }), "Deleted"),
         ...problemResponses(400, 404, 412, 503),
       },
     }),
@@ -450,7 +432,7 @@ export function configRoutes(deps: ConfigDeps) {
       summary: "Change history, newest first",
       request: { params: KeyParam, query: ScopeQuery.extend(Paging(50, 1000)) },
       responses: {
-        200: json(z.array(HistoryItem), "History"),
+        200: jsonContent(z.array(HistoryItem), "History"),
         ...problemResponses(400, 503),
       },
     }),
@@ -488,7 +470,7 @@ export function configRoutes(deps: ConfigDeps) {
         },
       },
       responses: {
-        200: json(Entry, "Rolled back"),
+        200: jsonContent(Entry, "Rolled back"),
         ...problemResponses(400, 404, 412, 503),
       },
     }),
@@ -622,7 +604,7 @@ function watchStream(
               limit: 1000,
             });
             for (const ch of missed) {
-              push(enc.encode(`id: ${ch.seq}\nevent: ${ch.type}\ndata: ${JSON.stringify(ch)}\n\n`));
+              push(sseFrame(ch));
               sent = ch.seq;
             }
             if (missed.length < 1000) break;

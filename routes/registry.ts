@@ -8,7 +8,7 @@ import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
 import type { Settings } from "../lib/settings.ts";
 import { BackendUnavailableError } from "../lib/errors.ts";
-import { PROBLEM_CONTENT_TYPE } from "../lib/problem.ts";
+import { jsonBody, jsonContent, problemResponses } from "./openapi.ts";
 import { type Instance, normalizeMetadata } from "../lib/registry/model.ts";
 
 export interface RegistryDeps {
@@ -36,20 +36,6 @@ const ServiceView = z.object({
   service_name: z.string(),
   instances: z.array(InstanceView),
 }).openapi("Service");
-
-const Problem = z.object({ type: z.string(), title: z.string(), status: z.number() });
-const problems = (...codes: number[]) =>
-  Object.fromEntries(codes.map((c) => [c, {
-    description: "Problem",
-    content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } },
-  }]));
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const body = <T extends z.ZodType>(schema: T) => ({
-  body: { required: true, content: { "application/json": { schema } } },
-});
 
 function view(i: Instance) {
   return {
@@ -84,7 +70,7 @@ export function registryRoutes(deps: RegistryDeps) {
       description: "Idempotent by (service_name, metadata.instance_id); 201 when new, 200 when " +
         "updated. Acknowledged once the record is durable and, with ZooKeeper, its ephemeral " +
         "znode exists. Optional `ttl_seconds` requires heartbeats.",
-      request: body(
+      request: jsonBody(
         z.object({
           service_name: Name,
           service_url: Url,
@@ -94,7 +80,7 @@ export function registryRoutes(deps: RegistryDeps) {
         }).openapi("RegisterRequest"),
       ),
       responses: {
-        201: json(
+        201: jsonContent(
           z.object({
             instance_id: z.string(),
             service_name: z.string(),
@@ -104,7 +90,7 @@ export function registryRoutes(deps: RegistryDeps) {
           "Registered",
         ),
         200: { description: "Updated" },
-        ...problems(400, 503),
+        ...problemResponses(400, 503),
       },
     }),
     async (c) => {
@@ -133,10 +119,10 @@ export function registryRoutes(deps: RegistryDeps) {
       path: "/api/v1/registry/deregister",
       tags: ["Registry"],
       summary: "Deregister a service instance",
-      request: body(Ref),
+      request: jsonBody(Ref),
       responses: {
-        200: json(Ref.extend({ status: z.literal("deregistered") }), "Deregistered"),
-        ...problems(400, 404, 503),
+        200: jsonContent(Ref.extend({ status: z.literal("deregistered") }), "Deregistered"),
+        ...problemResponses(400, 404, 503),
       },
     }),
     async (c) => {
@@ -152,13 +138,13 @@ export function registryRoutes(deps: RegistryDeps) {
       path: "/api/v1/registry/heartbeat",
       tags: ["Registry"],
       summary: "Heartbeat of an instance registered with ttl_seconds",
-      request: body(Ref),
+      request: jsonBody(Ref),
       responses: {
-        200: json(
+        200: jsonContent(
           Ref.extend({ status: z.string(), last_heartbeat: z.string().nullable() }),
           "Recorded",
         ),
-        ...problems(400, 404, 503),
+        ...problemResponses(400, 404, 503),
       },
     }),
     async (c) => {
@@ -174,7 +160,7 @@ export function registryRoutes(deps: RegistryDeps) {
       path: "/api/v1/registry/services",
       tags: ["Registry"],
       summary: "List registered services with their instances",
-      responses: { 200: json(z.array(ServiceView), "Services"), ...problems(503) },
+      responses: { 200: jsonContent(z.array(ServiceView), "Services"), ...problemResponses(503) },
     }),
     async (c) => {
       const groups = new Map<string, ReturnType<typeof view>[]>();
@@ -198,7 +184,7 @@ export function registryRoutes(deps: RegistryDeps) {
       tags: ["Registry"],
       summary: "All instances of a service",
       request: { params: ServiceParam },
-      responses: { 200: json(ServiceView, "Instances"), ...problems(400, 404, 503) },
+      responses: { 200: jsonContent(ServiceView, "Instances"), ...problemResponses(400, 404, 503) },
     }),
     async (c) => {
       const { service_name } = c.req.valid("param");
@@ -221,11 +207,11 @@ export function registryRoutes(deps: RegistryDeps) {
         query: z.object({ strategy: z.enum(["round_robin", "random", "weighted"]).optional() }),
       },
       responses: {
-        200: json(
+        200: jsonContent(
           z.object({ service_name: z.string(), url: z.string(), instance_id: z.string() }),
           "Chosen",
         ),
-        ...problems(400, 404, 503),
+        ...problemResponses(400, 404, 503),
       },
     }),
     async (c) => {
@@ -243,7 +229,10 @@ export function registryRoutes(deps: RegistryDeps) {
       tags: ["Registry"],
       summary: "Healthy instances of a service",
       request: { params: ServiceParam },
-      responses: { 200: json(ServiceView, "Healthy instances"), ...problems(400, 404, 503) },
+      responses: {
+        200: jsonContent(ServiceView, "Healthy instances"),
+        ...problemResponses(400, 404, 503),
+      },
     }),
     async (c) => {
       const { service_name } = c.req.valid("param");
@@ -263,7 +252,7 @@ export function registryRoutes(deps: RegistryDeps) {
       summary: "Check a service's instances now",
       request: { params: ServiceParam },
       responses: {
-        200: json(
+        200: jsonContent(
           z.object({
             service_name: z.string(),
             instances_checked: z.number().int(),
@@ -272,7 +261,7 @@ export function registryRoutes(deps: RegistryDeps) {
           }),
           "Checked",
         ),
-        ...problems(400, 404, 503),
+        ...problemResponses(400, 404, 503),
       },
     }),
     async (c) => {

@@ -275,3 +275,64 @@ export function etagOf(e: StoredEntry): string {
 export function idKey(id: EntryId): string {
   return `${id.environment}\u0000${id.service}\u0000${id.key}`;
 }
+
+type Row = Record<string, unknown>;
+const text = (v: unknown) => (v as string | null | undefined) ?? null;
+
+/** A row of config_entries (SQLite or PostgreSQL) as an entry. */
+export function entryFromRow(r: Row): StoredEntry {
+  return {
+    environment: r.environment as string,
+    service: r.service as string,
+    key: r.key as string,
+    value: r.value as string,
+    // SQLite answers 1/0, PostgreSQL true/false.
+    secret: Boolean(r.secret),
+    description: text(r.description),
+    version: Number(r.version),
+    created_at: r.created_at as string,
+    updated_at: r.updated_at as string,
+    updated_by: r.updated_by as string,
+  };
+}
+
+/** A row of config_history as a history item. */
+export function historyFromRow(r: Row): StoredHistory {
+  return {
+    environment: r.environment as string,
+    service: r.service as string,
+    key: r.key as string,
+    version: Number(r.version),
+    change_type: r.change_type as ChangeType,
+    value: text(r.value),
+    secret: Boolean(r.secret),
+    description: text(r.description),
+    updated_at: r.updated_at as string,
+    updated_by: r.updated_by as string,
+  };
+}
+
+/** A row of config_changes as a change; `seqColumn` holds its delivery sequence. */
+export function changeFromRow(r: Row, seqColumn = "seq"): StoredChange {
+  return {
+    seq: Number(r[seqColumn]),
+    event_id: r.event_id as string,
+    type: r.type as ChangeType,
+    environment: r.environment as string,
+    service: r.service as string,
+    key: r.key as string,
+    version: Number(r.version),
+    value: text(r.value),
+    secret: Boolean(r.secret),
+    description: text(r.description),
+    created_at: r.created_at as string,
+    updated_at: r.updated_at as string,
+    updated_by: r.updated_by as string,
+  };
+}
+
+/** A change as published to Kafka: no value for secrets and deletions. */
+export function eventView(c: StoredChange) {
+  const { seq: _seq, description: _d, value, ...rest } = changeView(c);
+  return c.secret || c.value === null ? rest : { ...rest, value };
+}

@@ -2,7 +2,10 @@
 import { type Sql, transaction } from "../backends/postgres.ts";
 import type { ChangeFilter, ConfigStore, ListFilter, WriteResult } from "./store.ts";
 import {
+  changeFromRow,
+  entryFromRow,
   type EntryId,
+  historyFromRow,
   planWrite,
   type StoredChange,
   type StoredEntry,
@@ -57,54 +60,6 @@ const MIGRATIONS: string[] = [
 
 type Row = Record<string, unknown>;
 
-function entry(r: Row): StoredEntry {
-  return {
-    environment: r.environment as string,
-    service: r.service as string,
-    key: r.key as string,
-    value: r.value as string,
-    secret: Boolean(r.secret),
-    description: (r.description as string | null) ?? null,
-    version: Number(r.version),
-    created_at: r.created_at as string,
-    updated_at: r.updated_at as string,
-    updated_by: r.updated_by as string,
-  };
-}
-
-function history(r: Row): StoredHistory {
-  return {
-    environment: r.environment as string,
-    service: r.service as string,
-    key: r.key as string,
-    version: Number(r.version),
-    change_type: r.change_type as StoredHistory["change_type"],
-    value: (r.value as string | null) ?? null,
-    secret: Boolean(r.secret),
-    description: (r.description as string | null) ?? null,
-    updated_at: r.updated_at as string,
-    updated_by: r.updated_by as string,
-  };
-}
-
-function change(r: Row): StoredChange {
-  return {
-    seq: Number(r.pos),
-    event_id: r.event_id as string,
-    type: r.type as StoredChange["type"],
-    environment: r.environment as string,
-    service: r.service as string,
-    key: r.key as string,
-    version: Number(r.version),
-    value: (r.value as string | null) ?? null,
-    secret: Boolean(r.secret),
-    description: (r.description as string | null) ?? null,
-    created_at: r.created_at as string,
-    updated_at: r.updated_at as string,
-    updated_by: r.updated_by as string,
-  };
-}
-
 export class PostgresConfigStore implements ConfigStore {
   readonly kind = "postgres";
   readonly #sql: Sql;
@@ -134,14 +89,14 @@ export class PostgresConfigStore implements ConfigStore {
   async get(id: EntryId): Promise<StoredEntry | null> {
     const rows = await this.#sql`SELECT * FROM config_entries
       WHERE environment = ${id.environment} AND service = ${id.service} AND key = ${id.key}`;
-    return rows.length ? entry(rows[0]) : null;
+    return rows.length ? entryFromRow(rows[0]) : null;
   }
 
   async getMany(environment: string, service: string, keys: string[]): Promise<StoredEntry[]> {
     if (keys.length === 0) return [];
     const rows = await this.#sql`SELECT * FROM config_entries
       WHERE environment = ${environment} AND service = ${service} AND key = ANY(${keys})`;
-    return rows.map(entry);
+    return rows.map(entryFromRow);
   }
 
   async list(f: ListFilter): Promise<StoredEntry[]> {
@@ -151,7 +106,7 @@ export class PostgresConfigStore implements ConfigStore {
       ${f.service !== undefined ? sql`AND service = ${f.service}` : sql``}
       ${f.keys && f.keys.length ? sql`AND key = ANY(${f.keys})` : sql``}
       ORDER BY environment, service, key LIMIT ${f.limit} OFFSET ${f.offset}`;
-    return rows.map(entry);
+    return rows.map(entryFromRow);
   }
 
   async write(op: WriteOp): Promise<WriteResult> {
@@ -178,9 +133,9 @@ export class PostgresConfigStore implements ConfigStore {
         const plan = planWrite(
           op,
           {
-            current: state.current ? entry(state.current as Row) : null,
+            current: state.current ? entryFromRow(state.current as Row) : null,
             lastVersion: Number(state.last),
-            target: state.target ? history(state.target as Row) : null,
+            target: state.target ? historyFromRow(state.target as Row) : null,
           },
           new Date().toISOString(),
           crypto.randomUUID(),
@@ -263,7 +218,7 @@ export class PostgresConfigStore implements ConfigStore {
     const rows = await this.#sql`SELECT * FROM config_history
       WHERE environment = ${id.environment} AND service = ${id.service} AND key = ${id.key}
       ORDER BY version DESC LIMIT ${limit} OFFSET ${offset}`;
-    return rows.map(history);
+    return rows.map(historyFromRow);
   }
 
   async changesSince(after: number, f: ChangeFilter, limit: number): Promise<StoredChange[]> {
@@ -272,7 +227,7 @@ export class PostgresConfigStore implements ConfigStore {
       ${f.environment !== undefined ? sql`AND environment = ${f.environment}` : sql``}
       ${f.service !== undefined ? sql`AND service IN (${f.service}, '')` : sql``}
       ORDER BY pos LIMIT ${limit}`;
-    return rows.map(change);
+    return rows.map((r) => changeFromRow(r, "pos"));
   }
 
   async maxSeq(): Promise<number> {
@@ -284,7 +239,7 @@ export class PostgresConfigStore implements ConfigStore {
     // Positioned rows only: per key, position order is commit order.
     const rows = await this.#sql`SELECT * FROM config_changes
       WHERE NOT published AND pos IS NOT NULL ORDER BY pos LIMIT ${limit}`;
-    return rows.map(change);
+    return rows.map((r) => changeFromRow(r, "pos"));
   }
 
   async markPublished(seqs: number[]): Promise<void> {

@@ -2,7 +2,10 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { ChangeFilter, ConfigStore, ListFilter, WriteResult } from "./store.ts";
 import {
+  changeFromRow,
+  entryFromRow,
   type EntryId,
+  historyFromRow,
   planWrite,
   type StoredChange,
   type StoredEntry,
@@ -33,54 +36,6 @@ const MIGRATIONS: string[] = [
 ];
 
 type Row = Record<string, unknown>;
-
-function entry(r: Row): StoredEntry {
-  return {
-    environment: r.environment as string,
-    service: r.service as string,
-    key: r.key as string,
-    value: r.value as string,
-    secret: r.secret === 1,
-    description: (r.description as string | null) ?? null,
-    version: Number(r.version),
-    created_at: r.created_at as string,
-    updated_at: r.updated_at as string,
-    updated_by: r.updated_by as string,
-  };
-}
-
-function history(r: Row): StoredHistory {
-  return {
-    environment: r.environment as string,
-    service: r.service as string,
-    key: r.key as string,
-    version: Number(r.version),
-    change_type: r.change_type as StoredHistory["change_type"],
-    value: (r.value as string | null) ?? null,
-    secret: r.secret === 1,
-    description: (r.description as string | null) ?? null,
-    updated_at: r.updated_at as string,
-    updated_by: r.updated_by as string,
-  };
-}
-
-function change(r: Row): StoredChange {
-  return {
-    seq: Number(r.seq),
-    event_id: r.event_id as string,
-    type: r.type as StoredChange["type"],
-    environment: r.environment as string,
-    service: r.service as string,
-    key: r.key as string,
-    version: Number(r.version),
-    value: (r.value as string | null) ?? null,
-    secret: r.secret === 1,
-    description: (r.description as string | null) ?? null,
-    created_at: r.created_at as string,
-    updated_at: r.updated_at as string,
-    updated_by: r.updated_by as string,
-  };
-}
 
 export class SqliteConfigStore implements ConfigStore {
   readonly kind = "sqlite";
@@ -130,7 +85,7 @@ export class SqliteConfigStore implements ConfigStore {
     const r = this.#q(
       "SELECT * FROM config_entries WHERE environment = ? AND service = ? AND key = ?",
     ).get(id.environment, id.service, id.key) as Row | undefined;
-    return Promise.resolve(r ? entry(r) : null);
+    return Promise.resolve(r ? entryFromRow(r) : null);
   }
 
   getMany(environment: string, service: string, keys: string[]): Promise<StoredEntry[]> {
@@ -139,7 +94,7 @@ export class SqliteConfigStore implements ConfigStore {
       `SELECT * FROM config_entries WHERE environment = ? AND service = ?
        AND key IN (${keys.map(() => "?").join(",")})`,
     ).all(environment, service, ...keys) as Row[];
-    return Promise.resolve(rows.map(entry));
+    return Promise.resolve(rows.map(entryFromRow));
   }
 
   list(f: ListFilter): Promise<StoredEntry[]> {
@@ -160,7 +115,7 @@ export class SqliteConfigStore implements ConfigStore {
     const sql = `SELECT * FROM config_entries ${where.length ? "WHERE " + where.join(" AND ") : ""}
       ORDER BY environment, service, key LIMIT ? OFFSET ?`;
     const rows = this.#db.prepare(sql).all(...args, f.limit, f.offset) as Row[];
-    return Promise.resolve(rows.map(entry));
+    return Promise.resolve(rows.map(entryFromRow));
   }
 
   write(op: WriteOp): Promise<WriteResult> {
@@ -180,11 +135,11 @@ export class SqliteConfigStore implements ConfigStore {
         const t = this.#q(
           "SELECT * FROM config_history WHERE environment = ? AND service = ? AND key = ? AND version = ?",
         ).get(id.environment, id.service, id.key, op.toVersion) as Row | undefined;
-        target = t ? history(t) : null;
+        target = t ? historyFromRow(t) : null;
       }
       const plan = planWrite(
         op,
-        { current: cur ? entry(cur) : null, lastVersion: Number(last.v), target },
+        { current: cur ? entryFromRow(cur) : null, lastVersion: Number(last.v), target },
         new Date().toISOString(),
         crypto.randomUUID(),
       );
@@ -262,7 +217,7 @@ export class SqliteConfigStore implements ConfigStore {
       `SELECT * FROM config_history WHERE environment = ? AND service = ? AND key = ?
        ORDER BY version DESC LIMIT ? OFFSET ?`,
     ).all(id.environment, id.service, id.key, limit, offset) as Row[];
-    return Promise.resolve(rows.map(history));
+    return Promise.resolve(rows.map(historyFromRow));
   }
 
   changesSince(after: number, f: ChangeFilter, limit: number): Promise<StoredChange[]> {
@@ -279,7 +234,7 @@ export class SqliteConfigStore implements ConfigStore {
     const rows = this.#db.prepare(
       `SELECT * FROM config_changes WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,
     ).all(...args, limit) as Row[];
-    return Promise.resolve(rows.map(change));
+    return Promise.resolve(rows.map((r) => changeFromRow(r)));
   }
 
   maxSeq(): Promise<number> {
@@ -291,7 +246,7 @@ export class SqliteConfigStore implements ConfigStore {
     const rows = this.#q(
       "SELECT * FROM config_changes WHERE published = 0 ORDER BY seq LIMIT ?",
     ).all(limit) as Row[];
-    return Promise.resolve(rows.map(change));
+    return Promise.resolve(rows.map((r) => changeFromRow(r)));
   }
 
   markPublished(seqs: number[]): Promise<void> {
