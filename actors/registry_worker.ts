@@ -205,7 +205,11 @@ serveActor<RegistryCalls>({
         sessionTimeoutMs: s.ZOOKEEPER_SESSION_TIMEOUT * 1000,
         connectTimeoutMs: s.ZOOKEEPER_CONNECTION_TIMEOUT * 1000,
         candidate: s.SERVICE_INSTANCE_ID,
-        onLeadership: (leader) => ctx.emit({ type: "leadership", leader }),
+        onLeadership: (leader) => {
+          ctx.emit({ type: "leadership", leader });
+          // /health shows the role: report now rather than at the next 5 s probe.
+          void monitor?.check(ctx);
+        },
       });
       // Restored records are re-created as ephemerals once the session is open.
       for (const i of instances.values()) void zk.putLater(i);
