@@ -31,6 +31,12 @@ let monitor: BackendMonitor;
 let store: RegistryStore;
 let zk: ZookeeperRegistry | null = null;
 let events: EventPublisher | null = null;
+/**
+ * Instances marked unhealthy for a missed heartbeat, with their status before: a heartbeat
+ * restores it (a TTL check is its own check, as in Consul), and a passing health check alone
+ * does not.
+ */
+const missedHeartbeat = new Map<string, Instance["status"]>();
 
 /** Publishes a registry event to REGISTRY_KAFKA_TOPIC (keyed by service/instance). */
 function publish(type: string, i: Instance, reason?: string): void {
@@ -97,9 +103,26 @@ async function register(input: RegisterInput, ctx: Ctx) {
     unhealthy_since: same ? prev.unhealthy_since : null,
   };
   // Durable first, then the znode: the acknowledgement means both.
+  const key = keyOf(instance.service_name, id);
   const created = await store.upsert(instance);
-  instances.set(keyOf(instance.service_name, id), instance);
-  if (zk) await zk.put(instance);
+  instances.set(key, instance);
+  if (zk) {
+    try {
+      await zk.put(instance);
+    } catch (err) {
+      // Not acknowledged, so not registered: put back what was there before.
+      if (prev) {
+        await store.upsert(prev);
+        instances.set(key, prev);
+        await zk.putLater(prev);
+      } else {
+        await store.remove(instance.service_name, id);
+        instances.delete(key);
+        zk.forget(instance.service_name, id);
+      }
+      throw err;
+    }
+  }
   announce(ctx, [instance], []);
   publish(prev ? "updated" : "registered", instance);
   log.info("instance registered", { service: instance.service_name, instance: id, created });
@@ -112,6 +135,7 @@ async function remove(service: string, id: string, ctx: Ctx, why: string): Promi
   if (!prev) throw new NotFoundError(`No instance ${id} of ${service}`);
   await store.remove(service, id);
   instances.delete(key);
+  missedHeartbeat.delete(key);
   if (zk) {
     await zk.remove(service, id).catch((err) => {
       // The record is gone; the znode follows when the session reconnects or expires.
@@ -124,18 +148,23 @@ async function remove(service: string, id: string, ctx: Ctx, why: string): Promi
   return prev;
 }
 
+/**
+ * Records a health outcome. `checkedAt` is the health check's time, or (for heartbeat
+ * outcomes, which are no health check) the unchanged `last_health_check`.
+ */
 async function setHealth(
   i: Instance,
   healthy: boolean,
-  at: string,
+  checkedAt: string | null,
   reason?: string,
 ): Promise<Instance> {
   const status = healthy ? "healthy" : "unhealthy";
+  const now = new Date().toISOString();
   const next: Instance = {
     ...i,
     status,
-    last_health_check: at,
-    unhealthy_since: healthy ? null : (i.unhealthy_since ?? at),
+    last_health_check: checkedAt,
+    unhealthy_since: healthy ? null : (i.unhealthy_since ?? now),
   };
   if (status !== i.status) {
     log.info("instance health changed", {
@@ -165,7 +194,8 @@ async function sweep(ctx: Ctx): Promise<void> {
             service: i.service_name,
             instance: i.instance_id,
           });
-          await setHealth(i, false, new Date().toISOString(), "missed heartbeat");
+          missedHeartbeat.set(keyOf(i.service_name, i.instance_id), i.status);
+          await setHealth(i, false, i.last_health_check, "missed heartbeat");
           continue;
         }
       }
@@ -259,9 +289,17 @@ serveActor<RegistryCalls>({
         await store.heartbeat(msg.service, msg.id, at);
         let next: Instance = { ...i, last_heartbeat: at };
         instances.set(keyOf(msg.service, msg.id), next);
-        // A heartbeat after a missed one brings the instance back.
-        if (i.ttl_seconds && i.status === "unhealthy" && !i.last_health_check) {
-          next = await setHealth(next, true, at);
+        // A heartbeat after a missed one restores the status from before the miss.
+        const before = missedHeartbeat.get(keyOf(msg.service, msg.id));
+        if (before !== undefined) {
+          missedHeartbeat.delete(keyOf(msg.service, msg.id));
+          if (before === "healthy") next = await setHealth(next, true, i.last_health_check);
+          else {
+            next = { ...next, status: before, unhealthy_since: null };
+            instances.set(keyOf(msg.service, msg.id), next);
+            await store.setHealth(msg.service, msg.id, next);
+            if (zk) await zk.putLater(next);
+          }
         }
         return next;
       }
@@ -289,8 +327,14 @@ serveActor<RegistryCalls>({
         return chosen;
       }
       case "health_result": {
-        const i = instances.get(keyOf(msg.service, msg.id));
+        const key = keyOf(msg.service, msg.id);
+        const i = instances.get(key);
         if (!i) return null;
+        if (missedHeartbeat.has(key)) {
+          // Still unhealthy until it heartbeats: remember what the check found for then.
+          if (msg.healthy) missedHeartbeat.set(key, "healthy");
+          return await setHealth(i, false, msg.checked_at, "missed heartbeat");
+        }
         return await setHealth(i, msg.healthy, msg.checked_at, msg.reason);
       }
       case "sweep":

@@ -35,6 +35,8 @@ export class ZookeeperRegistry {
   /** This replica's election node and the session that owns it. */
   #candidate: { session: ZkSession; path: string } | null = null;
   #leader = false;
+  /** When the current session last stopped being connected (or was opened). */
+  #disconnectedSince = Date.now();
 
   constructor(o: ZkRegistryOptions) {
     this.#o = o;
@@ -112,7 +114,31 @@ export class ZookeeperRegistry {
   /** Opens a session in the background and keeps one open until `close()`. */
   start(): void {
     void this.#connect();
-    this.#electionTimer = setInterval(() => void this.#elect(), ELECTION_POLL_MS);
+    this.#electionTimer = setInterval(() => {
+      this.#watchdog();
+      void this.#elect();
+    }, ELECTION_POLL_MS);
+  }
+
+  /**
+   * Curator's rule: disconnected longer than the session timeout counts as lost. The driver
+   * itself waits forever on a server that accepts a connection and never answers the
+   * handshake (seen with ZooKeeper 3.8 at startup), so we open a new session ourselves.
+   */
+  #watchdog(): void {
+    const s = this.#session;
+    if (!s || this.#closed) return;
+    if (s.connected) {
+      this.#disconnectedSince = Date.now();
+      return;
+    }
+    const limit = Math.max(this.#o.sessionTimeoutMs, this.#o.connectTimeoutMs);
+    if (Date.now() - this.#disconnectedSince > limit) {
+      log.warn("zookeeper session not connected for longer than its timeout; opening a new one");
+      this.#disconnectedSince = Date.now();
+      this.#setLeader(false);
+      void this.#connect();
+    }
   }
 
   async #connect(): Promise<void> {
@@ -123,6 +149,7 @@ export class ZookeeperRegistry {
       connectTimeoutMs: this.#o.connectTimeoutMs,
     });
     this.#session = s;
+    this.#disconnectedSince = Date.now();
     s.on("expired", () => {
       if (this.#session !== s) return;
       this.#setLeader(false);
@@ -209,6 +236,11 @@ export class ZookeeperRegistry {
     this.#live.set(`${i.service_name}/${i.instance_id}`, i);
     const s = this.#session;
     if (s?.connected) await this.#write(s, i).catch(() => {});
+  }
+
+  /** Drops `service/id` from the records to re-apply, without touching ZooKeeper. */
+  forget(service: string, id: string): void {
+    this.#live.delete(`${service}/${id}`);
   }
 
   async remove(service: string, id: string): Promise<void> {
