@@ -64,6 +64,9 @@ serveActor<HealthCalls>({
     scheduler = new Scheduler({
       intervalMs: s.SERVICE_HEALTH_CHECK_INTERVAL * 1000,
       concurrency: s.HEALTH_CHECK_CONCURRENCY,
+      // ±5 %: enough to keep instances registered together from being probed in lockstep,
+      // while a check stays within half a second of its interval at 10 s.
+      jitter: 0.05,
       check: (key) =>
         check(key, ctx).catch((err) =>
           log.warn("health check failed", { key, error: String(err) })

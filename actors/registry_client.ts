@@ -23,6 +23,9 @@ export class RegistryClient extends ActorClient<RegistryCalls> {
   all() {
     return this.call({ type: "all" });
   }
+  answer(r: Req<"answer">) {
+    return this.call({ type: "answer", ...r });
+  }
   instances(r: Req<"instances">) {
     return this.call({ type: "instances", ...r });
   }

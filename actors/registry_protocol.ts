@@ -21,6 +21,8 @@ export type RegistryCalls = CommonCalls & {
   heartbeat: { req: { service: string; id: string }; res: Instance };
   /** Every instance (durable view), by service. */
   all: { req: NoFields; res: Instance[] };
+  /** `{service_name, instances}` as JSON text (healthy ones only for discover); 404 unknown. */
+  answer: { req: { service: string; healthy_only: boolean }; res: string };
   /** One service's instances; NotFoundError when it has none. */
   instances: { req: { service: string }; res: Instance[] };
   /** A healthy instance by the strategy; 404 unknown service, 503 none healthy. */

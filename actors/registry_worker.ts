@@ -16,6 +16,7 @@ import {
   checkProbeTarget,
   type Instance,
   instanceIdFor,
+  instanceView as view,
   parseServiceUrl,
 } from "../lib/registry/model.ts";
 import type { ZookeeperRegistry } from "../lib/registry/zookeeper_registry.ts";
@@ -56,10 +57,57 @@ const balancer = new Balancer();
 
 const keyOf = (service: string, id: string) => `${service}/${id}`;
 
+/** Per service: its instances sorted by id, and its ready JSON answers; dropped on change. */
+const services = new Map<string, Map<string, Instance>>();
+const sorted = new Map<string, Instance[]>();
+const answers = new Map<string, string>();
+
+function setInstance(i: Instance): void {
+  instances.set(keyOf(i.service_name, i.instance_id), i);
+  let m = services.get(i.service_name);
+  if (!m) services.set(i.service_name, m = new Map());
+  m.set(i.instance_id, i);
+  changed(i.service_name);
+}
+
+function deleteInstance(service: string, id: string): void {
+  instances.delete(keyOf(service, id));
+  const m = services.get(service);
+  m?.delete(id);
+  if (m?.size === 0) services.delete(service);
+  changed(service);
+}
+
+function changed(service: string): void {
+  sorted.delete(service);
+  answers.delete(`${service}\u0000all`);
+  answers.delete(`${service}\u0000healthy`);
+}
+
 function byService(service: string): Instance[] {
-  const out: Instance[] = [];
-  for (const i of instances.values()) if (i.service_name === service) out.push(i);
-  return out.sort((a, b) => a.instance_id.localeCompare(b.instance_id));
+  let list = sorted.get(service);
+  if (!list) {
+    list = [...(services.get(service)?.values() ?? [])]
+      .sort((a, b) => a.instance_id.localeCompare(b.instance_id));
+    sorted.set(service, list);
+  }
+  return list;
+}
+
+/** The JSON answer `{service_name, instances}` of a service, built once per change. */
+function serviceAnswer(service: string, healthyOnly: boolean): string {
+  const key = `${service}\u0000${healthyOnly ? "healthy" : "all"}`;
+  let body = answers.get(key);
+  if (body === undefined) {
+    const list = byService(service);
+    if (list.length === 0) throw new NotFoundError(`No service ${service} is registered`);
+    body = JSON.stringify({
+      service_name: service,
+      instances: (healthyOnly ? list.filter((i) => i.status === "healthy") : list).map(view),
+    });
+    answers.set(key, body);
+  }
+  return body;
 }
 
 function announce(ctx: Ctx, added: Instance[], removed: string[]): void {
@@ -103,9 +151,8 @@ async function register(input: RegisterInput, ctx: Ctx) {
     unhealthy_since: same ? prev.unhealthy_since : null,
   };
   // Durable first, then the znode: the acknowledgement means both.
-  const key = keyOf(instance.service_name, id);
   const created = await store.upsert(instance);
-  instances.set(key, instance);
+  setInstance(instance);
   if (zk) {
     try {
       await zk.put(instance);
@@ -113,11 +160,11 @@ async function register(input: RegisterInput, ctx: Ctx) {
       // Not acknowledged, so not registered: put back what was there before.
       if (prev) {
         await store.upsert(prev);
-        instances.set(key, prev);
+        setInstance(prev);
         await zk.putLater(prev);
       } else {
         await store.remove(instance.service_name, id);
-        instances.delete(key);
+        deleteInstance(instance.service_name, id);
         zk.forget(instance.service_name, id);
       }
       throw err;
@@ -134,7 +181,7 @@ async function remove(service: string, id: string, ctx: Ctx, why: string): Promi
   const prev = instances.get(key);
   if (!prev) throw new NotFoundError(`No instance ${id} of ${service}`);
   await store.remove(service, id);
-  instances.delete(key);
+  deleteInstance(service, id);
   missedHeartbeat.delete(key);
   if (zk) {
     await zk.remove(service, id).catch((err) => {
@@ -176,7 +223,7 @@ async function setHealth(
     });
     publish(status, next, reason);
   }
-  instances.set(keyOf(i.service_name, i.instance_id), next);
+  setInstance(next);
   await store.setHealth(i.service_name, i.instance_id, next);
   if (zk) await zk.putLater(next);
   return next;
@@ -224,7 +271,7 @@ serveActor<RegistryCalls>({
       store = new SqliteRegistryStore(openSqlite(s.DATA_DIR));
     }
     await store.migrate();
-    for (const i of await store.list()) instances.set(keyOf(i.service_name, i.instance_id), i);
+    for (const i of await store.list()) setInstance(i);
     if (s.ZOOKEEPER_HOSTS) {
       // The driver loads only when ZooKeeper is configured.
       const { ZookeeperRegistry } = await import("../lib/registry/zookeeper_registry.ts");
@@ -288,7 +335,7 @@ serveActor<RegistryCalls>({
         const at = new Date().toISOString();
         await store.heartbeat(msg.service, msg.id, at);
         let next: Instance = { ...i, last_heartbeat: at };
-        instances.set(keyOf(msg.service, msg.id), next);
+        setInstance(next);
         // A heartbeat after a missed one restores the status from before the miss.
         const before = missedHeartbeat.get(keyOf(msg.service, msg.id));
         if (before !== undefined) {
@@ -296,7 +343,7 @@ serveActor<RegistryCalls>({
           if (before === "healthy") next = await setHealth(next, true, i.last_health_check);
           else {
             next = { ...next, status: before, unhealthy_since: null };
-            instances.set(keyOf(msg.service, msg.id), next);
+            setInstance(next);
             await store.setHealth(msg.service, msg.id, next);
             if (zk) await zk.putLater(next);
           }
@@ -305,6 +352,8 @@ serveActor<RegistryCalls>({
       }
       case "all":
         return [...instances.values()];
+      case "answer":
+        return serviceAnswer(msg.service, msg.healthy_only);
       case "instances": {
         const list = byService(msg.service);
         if (list.length === 0) throw new NotFoundError(`No service ${msg.service} is registered`);

@@ -15,6 +15,7 @@ import { wrk, type WrkResult } from "./wrk.ts";
 import { type Child, post, spawnBare, spawnService } from "./service.ts";
 import { sseFanout } from "./sse_fanout.ts";
 import { rssWithCachedEntries } from "./rss.ts";
+import { registryBench } from "./registry.ts";
 import { createPostgres } from "../lib/backends/postgres.ts";
 
 const { values } = parseArgs({
@@ -161,6 +162,7 @@ try {
   }
   if (!values["skip-extra"] && wanted("SSE")) extra.push(await sseFanout(2000, 20));
   if (!values["skip-extra"] && wanted("RSS")) extra.push(await rssWithCachedEntries(100_000));
+  if (!values["skip-extra"] && wanted("registry")) extra.push(await registryBench());
 
   console.log(
     `\n${opts.connections} connections, ${opts.durationS} s per row, wrk -t1, ` +

@@ -195,11 +195,15 @@ export class SettingsError extends Error {
  * Parses settings from an environment map (normally `Deno.env.toObject()`).
  * @throws {SettingsError} naming each variable whose value is not of the expected form.
  */
+/** Lists where an explicitly empty value means "none" rather than "the default". */
+const EMPTY_IS_EMPTY = new Set<string>(["HEALTH_CHECK_ADDITIONAL_ENDPOINTS"]);
+
 export function loadSettings(env: Record<string, string | undefined>): Settings {
   const input: Record<string, string | undefined> = {};
   for (const name of SETTING_NAMES) {
     const v = env[name];
-    input[name] = v === undefined || v.trim() === "" ? undefined : v;
+    if (v !== undefined && v.trim() === "" && EMPTY_IS_EMPTY.has(name)) input[name] = ",";
+    else input[name] = v === undefined || v.trim() === "" ? undefined : v;
   }
   const r = schema.safeParse(input);
   const issues = r.success

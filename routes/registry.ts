@@ -9,7 +9,7 @@ import type { HealthClient } from "../actors/health_client.ts";
 import type { Settings } from "../lib/settings.ts";
 import { BackendUnavailableError } from "../lib/errors.ts";
 import { jsonBody, jsonContent, problemResponses } from "./openapi.ts";
-import { type Instance, normalizeMetadata } from "../lib/registry/model.ts";
+import { instanceView as view, normalizeMetadata } from "../lib/registry/model.ts";
 
 export interface RegistryDeps {
   settings: Settings;
@@ -36,17 +36,6 @@ const ServiceView = z.object({
   service_name: z.string(),
   instances: z.array(InstanceView),
 }).openapi("Service");
-
-function view(i: Instance) {
-  return {
-    instance_id: i.instance_id,
-    service_url: i.service_url,
-    health_check_url: i.health_check_url,
-    status: i.status,
-    last_health_check: i.last_health_check,
-    metadata: i.metadata,
-  };
-}
 
 export function registryRoutes(deps: RegistryDeps) {
   const { settings, registry, health } = deps;
@@ -188,8 +177,8 @@ export function registryRoutes(deps: RegistryDeps) {
     }),
     async (c) => {
       const { service_name } = c.req.valid("param");
-      const list = await registry.instances({ service: service_name });
-      return c.json({ service_name, instances: list.map(view) }, 200);
+      const body = await registry.answer({ service: service_name, healthy_only: false });
+      return c.body(body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );
 
@@ -236,11 +225,8 @@ export function registryRoutes(deps: RegistryDeps) {
     }),
     async (c) => {
       const { service_name } = c.req.valid("param");
-      const list = await registry.instances({ service: service_name });
-      return c.json({
-        service_name,
-        instances: list.filter((i) => i.status === "healthy").map(view),
-      }, 200);
+      const body = await registry.answer({ service: service_name, healthy_only: true });
+      return c.body(body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );
 

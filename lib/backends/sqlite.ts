@@ -9,10 +9,12 @@ import type { BackendProbe } from "../backend.ts";
 export function openSqlite(dataDir: string, file = "config-service.db"): DatabaseSync {
   Deno.mkdirSync(dataDir, { recursive: true });
   const db = new DatabaseSync(`${dataDir}/${file}`);
+  // First: two actors opening a fresh file at once would otherwise collide on the WAL switch
+  // ("database is locked" at start, 4 in 48 fresh starts).
+  db.exec("PRAGMA busy_timeout = 5000");
   db.exec("PRAGMA journal_mode = WAL");
   // FULL: an acknowledged write survives a power cut, not only a process kill.
   db.exec("PRAGMA synchronous = FULL");
-  db.exec("PRAGMA busy_timeout = 5000");
   db.exec("PRAGMA foreign_keys = ON");
   return db;
 }

@@ -477,3 +477,15 @@ export function normalizeMetadata(m: unknown): Record<string, string> {
   // fromEntries defines own properties, so a "__proto__" key stays data, not a prototype.
   return Object.fromEntries(out);
 }
+
+/** An instance as the registry endpoints show it. */
+export function instanceView(i: Instance) {
+  return {
+    instance_id: i.instance_id,
+    service_url: i.service_url,
+    health_check_url: i.health_check_url,
+    status: i.status,
+    last_health_check: i.last_health_check,
+    metadata: i.metadata,
+  };
+}

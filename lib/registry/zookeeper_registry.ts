@@ -193,24 +193,38 @@ export class ZookeeperRegistry {
     }
   }
 
+  /** Service parents known to exist (persistent nodes; they outlive sessions). */
+  #parents = new Set<string>();
+
   async #write(s: ZkSession, i: Instance): Promise<void> {
     const path = this.#path(i.service_name, i.instance_id);
+    const parent = this.#path(i.service_name);
     const data = curatorJson(i);
-    await s.mkdirp(this.#path(i.service_name));
+    if (!this.#parents.has(parent)) {
+      await s.mkdirp(parent);
+      this.#parents.add(parent);
+    }
+    // The common case first: a new instance is one round trip.
+    try {
+      await s.create(path, data, CreateMode.EPHEMERAL);
+      return;
+    } catch (err) {
+      if (zkCode(err) === ZkCode.NO_NODE) {
+        // The parent went away (deleted by hand): make it again.
+        await s.mkdirp(parent);
+        await s.create(path, data, CreateMode.EPHEMERAL);
+        return;
+      }
+      if (zkCode(err) !== ZkCode.NODE_EXISTS) throw err;
+    }
     const owner = await s.owner(path);
     if (owner === s.sessionId) {
       await s.setData(path, data);
       return;
     }
-    // Absent, or left by an older session of ours (e.g. before a restart): take it over.
-    if (owner !== null) await s.remove(path);
-    try {
-      await s.create(path, data, CreateMode.EPHEMERAL);
-    } catch (err) {
-      if (zkCode(err) !== ZkCode.NODE_EXISTS) throw err;
-      await s.remove(path);
-      await s.create(path, data, CreateMode.EPHEMERAL);
-    }
+    // Left by an older session of ours (e.g. before a restart): take it over.
+    await s.remove(path);
+    await s.create(path, data, CreateMode.EPHEMERAL);
   }
 
   #require(): ZkSession {
@@ -228,7 +242,13 @@ export class ZookeeperRegistry {
    */
   async put(i: Instance): Promise<void> {
     this.#live.set(`${i.service_name}/${i.instance_id}`, i);
-    await this.#write(this.#require(), i);
+    try {
+      await this.#write(this.#require(), i);
+    } catch (err) {
+      if (err instanceof BackendUnavailableError) throw err;
+      // Connection loss or session expiry mid-write: unavailable, not a server error.
+      throw new BackendUnavailableError("registry", `ZooKeeper write failed: ${String(err)}`);
+    }
   }
 
   /** Records `i` without requiring a connection (restored records, health updates). */
