@@ -2,24 +2,29 @@
 import { ActorClient, type ActorClientOptions } from "./actor_client.ts";
 import type { ConfigCalls, GetReply, WriteReply } from "./config_protocol.ts";
 import type { EntryId } from "../lib/config/model.ts";
-import { NearCache } from "../lib/config/near_cache.ts";
+import { NearCache } from "../lib/near_cache.ts";
 
 type Req<K extends keyof ConfigCalls> = ConfigCalls[K]["req"];
 
+/** Near-cache group of a GET: every scope of one key, forgotten together. */
+const group = (environment: string, key: string) => `${environment}\u0000${key}`;
+
 export class ConfigClient extends ActorClient<ConfigCalls> {
-  readonly near: NearCache;
+  readonly near: NearCache<GetReply>;
   #storeFailing = false;
 
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
     const s = opts.settings;
-    const near = new NearCache(Math.min(s.CONFIG_NEAR_CACHE_ENTRIES, s.CONFIG_CACHE_MAX_ENTRIES));
+    const near = new NearCache<GetReply>(
+      Math.min(s.CONFIG_NEAR_CACHE_ENTRIES, s.CONFIG_CACHE_MAX_ENTRIES),
+    );
     super({
       ...opts,
       name: "config",
       url: new URL("./config_worker.ts", import.meta.url),
       onEvent: (e) => {
         if (e.type === "config_changes") {
-          for (const c of e.changes) near.forget(c.environment, c.key);
+          for (const c of e.changes) near.forget(group(c.environment, c.key));
         } else if (e.type === "config_store") {
           this.#storeFailing = e.failing;
           near.clear();
@@ -42,13 +47,13 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
   /** A GET answer without the worker hop, when the main thread holds a current one. */
   getNear(id: EntryId): GetReply | undefined {
     if (this.#storeFailing) return undefined;
-    return this.near.get(id.environment, id.service, id.key);
+    return this.near.get(group(id.environment, id.key), id.service);
   }
 
   async get(r: Req<"get">): Promise<GetReply> {
     const epoch = this.near.epoch;
     const res = await this.call({ type: "get", ...r });
-    if (!res.stale) this.near.set(r.id.environment, r.id.service, r.id.key, res, epoch);
+    if (!res.stale) this.near.set(group(r.id.environment, r.id.key), r.id.service, res, epoch);
     return res;
   }
 
@@ -57,7 +62,7 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
     try {
       return await p;
     } finally {
-      this.near.forget(id.environment, id.key);
+      this.near.forget(group(id.environment, id.key));
     }
   }
   bulk(r: Req<"bulk">) {

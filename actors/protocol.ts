@@ -67,7 +67,9 @@ export type ActorEvent =
   /** Outcomes of health checks, for the registry. */
   | { type: "health_results"; results: HealthOutcome[] }
   /** This replica gained or lost leadership of health checking. */
-  | { type: "leadership"; leader: boolean };
+  | { type: "leadership"; leader: boolean }
+  /** These services' instances or statuses changed (answers about them are stale). */
+  | { type: "registry_services_changed"; services: string[] };
 
 /** What the HealthActor needs to check one instance; `key` is `service/instance`. */
 export interface HealthTarget {

@@ -1,12 +1,39 @@
 /** Main-thread client of the RegistryActor: one typed method per message. */
 import { ActorClient, type ActorClientOptions } from "./actor_client.ts";
 import type { RegistryCalls } from "./registry_protocol.ts";
+import { NearCache } from "../lib/near_cache.ts";
 
 type Req<K extends keyof RegistryCalls> = RegistryCalls[K]["req"];
 
+/** Services whose answers are kept on the HTTP thread at most. */
+const NEAR_SERVICES = 2_000;
+
 export class RegistryClient extends ActorClient<RegistryCalls> {
+  /** Ready `{service_name, instances}` answers by service; member "all" or "healthy". */
+  readonly near = new NearCache<string>(NEAR_SERVICES * 2);
+
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
-    super({ ...opts, name: "registry", url: new URL("./registry_worker.ts", import.meta.url) });
+    super({
+      ...opts,
+      name: "registry",
+      url: new URL("./registry_worker.ts", import.meta.url),
+      onEvent: (e) => {
+        if (e.type === "registry_services_changed") {
+          for (const s of e.services) this.near.forget(s);
+        }
+        opts.onEvent?.(e);
+      },
+    });
+  }
+
+  protected override onSpawn(): void {
+    // Changes made while no worker was reporting were never seen here.
+    this.near?.clear();
+  }
+
+  /** A service's answer without the worker hop, when the HTTP thread holds a current one. */
+  answerNear(service: string, healthyOnly: boolean): string | undefined {
+    return this.near.get(service, healthyOnly ? "healthy" : "all");
   }
   status() {
     return this.call({ type: "status" });
@@ -23,8 +50,11 @@ export class RegistryClient extends ActorClient<RegistryCalls> {
   all() {
     return this.call({ type: "all" });
   }
-  answer(r: Req<"answer">) {
-    return this.call({ type: "answer", ...r });
+  async answer(r: Req<"answer">): Promise<string> {
+    const epoch = this.near.epoch;
+    const body = await this.call({ type: "answer", ...r });
+    this.near.set(r.service, r.healthy_only ? "healthy" : "all", body, epoch);
+    return body;
   }
   instances(r: Req<"instances">) {
     return this.call({ type: "instances", ...r });

@@ -78,7 +78,20 @@ function deleteInstance(service: string, id: string): void {
   changed(service);
 }
 
+/** Services changed in this turn, reported to the main thread once per turn. */
+let changedServices: Set<string> | null = null;
+let actorCtx: Ctx | null = null;
+
 function changed(service: string): void {
+  if (!changedServices) {
+    changedServices = new Set();
+    queueMicrotask(() => {
+      const services = [...changedServices!];
+      changedServices = null;
+      actorCtx?.emit({ type: "registry_services_changed", services });
+    });
+  }
+  changedServices.add(service);
   sorted.delete(service);
   answers.delete(`${service}\u0000all`);
   answers.delete(`${service}\u0000healthy`);
@@ -263,6 +276,7 @@ async function sweep(ctx: Ctx): Promise<void> {
 serveActor<RegistryCalls>({
   async init(ctx) {
     const s = ctx.settings;
+    actorCtx = ctx;
     if (s.DATABASE_URL) {
       const { createPostgres } = await import("../lib/backends/postgres.ts");
       const { PostgresRegistryStore } = await import("../lib/registry/store.ts");

@@ -177,7 +177,8 @@ export function registryRoutes(deps: RegistryDeps) {
     }),
     async (c) => {
       const { service_name } = c.req.valid("param");
-      const body = await registry.answer({ service: service_name, healthy_only: false });
+      const body = registry.answerNear(service_name, false) ??
+        await registry.answer({ service: service_name, healthy_only: false });
       return c.body(body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );
@@ -225,7 +226,8 @@ export function registryRoutes(deps: RegistryDeps) {
     }),
     async (c) => {
       const { service_name } = c.req.valid("param");
-      const body = await registry.answer({ service: service_name, healthy_only: true });
+      const body = registry.answerNear(service_name, true) ??
+        await registry.answer({ service: service_name, healthy_only: true });
       return c.body(body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );

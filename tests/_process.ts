@@ -11,6 +11,8 @@ export interface ServiceProcess {
   lines: string[];
   /** Resolves with the exit status. */
   status: Promise<Deno.CommandStatus>;
+  /** Resolves once stdout is read to its end (every line is in `lines`). */
+  drained: Promise<void>;
   kill(signal?: Deno.Signal): void;
 }
 
@@ -37,7 +39,7 @@ export async function spawnService(
   const lines: string[] = [];
   const status = child.status;
   const { promise: port, resolve: resolvePort } = Promise.withResolvers<number>();
-  (async () => {
+  const drained = (async () => {
     const dec = child.stdout.pipeThrough(new TextDecoderStream());
     let buf = "";
     for await (const chunk of dec) {
@@ -47,7 +49,7 @@ export async function spawnService(
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         lines.push(line);
-        if (line.includes('"config-service listening"')) resolvePort(JSON.parse(line).port);
+        if (line.includes('"msg":"config-service listening"')) resolvePort(JSON.parse(line).port);
       }
     }
   })();
@@ -74,6 +76,7 @@ export async function spawnService(
     url: `http://127.0.0.1:${p}`,
     lines,
     status,
+    drained,
     kill: (signal: Deno.Signal = "SIGTERM") => {
       try {
         child.kill(signal);

@@ -1,37 +1,37 @@
 import assert from "node:assert/strict";
-import { NearCache } from "../lib/config/near_cache.ts";
+import { NearCache } from "../lib/near_cache.ts";
 import { embeddedSettings, startService } from "./_helpers.ts";
 
 const reply = (v: number) => ({ body: `{"version":${v}}`, etag: `"s${v}"`, stale: false });
 
 Deno.test("NearCache.set() drops an answer requested before a forget (a late reply never brings an old value back)", () => {
-  const c = new NearCache(10);
+  const c = new NearCache<ReturnType<typeof reply>>(10);
   const epoch = c.epoch;
-  c.forget("dev", "k");
-  c.set("dev", "svc", "k", reply(1), epoch);
-  assert.equal(c.get("dev", "svc", "k"), undefined);
-  c.set("dev", "svc", "k", reply(2), c.epoch);
-  assert.deepEqual(c.get("dev", "svc", "k"), reply(2));
+  c.forget("dev\u0000k");
+  c.set("dev\u0000k", "svc", reply(1), epoch);
+  assert.equal(c.get("dev\u0000k", "svc"), undefined);
+  c.set("dev\u0000k", "svc", reply(2), c.epoch);
+  assert.deepEqual(c.get("dev\u0000k", "svc"), reply(2));
 });
 
 Deno.test("NearCache.forget() drops every scope of a key, since a service's answer may be the global entry", () => {
-  const c = new NearCache(10);
-  c.set("dev", "a", "k", reply(1), c.epoch);
-  c.set("dev", "", "k", reply(1), c.epoch);
-  c.set("dev", "a", "other", reply(1), c.epoch);
-  c.forget("dev", "k");
-  assert.equal(c.get("dev", "a", "k"), undefined);
-  assert.equal(c.get("dev", "", "k"), undefined);
-  assert.ok(c.get("dev", "a", "other"));
+  const c = new NearCache<ReturnType<typeof reply>>(10);
+  c.set("dev\u0000k", "a", reply(1), c.epoch);
+  c.set("dev\u0000k", "", reply(1), c.epoch);
+  c.set("dev\u0000other", "a", reply(1), c.epoch);
+  c.forget("dev\u0000k");
+  assert.equal(c.get("dev\u0000k", "a"), undefined);
+  assert.equal(c.get("dev\u0000k", ""), undefined);
+  assert.ok(c.get("dev\u0000other", "a"));
   assert.equal(c.size, 1);
 });
 
 Deno.test("NearCache holds at most its bound, least recently stored out", () => {
-  const c = new NearCache(3);
-  for (let i = 0; i < 5; i++) c.set("dev", "", `k${i}`, reply(i), c.epoch);
+  const c = new NearCache<ReturnType<typeof reply>>(3);
+  for (let i = 0; i < 5; i++) c.set(`dev\u0000k${i}`, "", reply(i), c.epoch);
   assert.equal(c.size, 3);
-  assert.equal(c.get("dev", "", "k0"), undefined);
-  assert.ok(c.get("dev", "", "k4"));
+  assert.equal(c.get("dev\u0000k0", ""), undefined);
+  assert.ok(c.get("dev\u0000k4", ""));
 });
 
 Deno.test("a GET answered from the near cache still reads this process's own write right after it", async () => {

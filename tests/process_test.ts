@@ -28,6 +28,7 @@ Deno.test("SIGTERM drains in-flight requests, then exits 0 within 10 s", async (
       else assert.equal(JSON.parse(texts[i]).status, "ready");
     }
     const st = await svc.status;
+    await svc.drained;
     assert.equal(st.code, 0, svc.lines.join("\n"));
     assert.ok(Date.now() - t0 < 10_000, "exited within 10 s");
     assert.ok(svc.lines.some((l) => l.includes('"msg":"stopped"')));

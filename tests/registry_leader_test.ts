@@ -38,8 +38,9 @@ serverTest(
       await waitFor(async () => (await role(b!.url)) === "leader", 15_000, "b takes over");
       const took = Date.now() - t0;
       console.log(`leader failover after kill -9: ${took} ms (session timeout 4000 ms)`);
-      // The session timeout and one election poll, with a second of slack.
-      assert.ok(took < 4_000 + 1_000 + 1_000, `took ${took} ms`);
+      // The session timeout and one election poll, with slack for a busy machine (the
+      // parallel suite shares two cores).
+      assert.ok(took < 4_000 + 1_000 + 4_000, `took ${took} ms`);
     } finally {
       a.kill("SIGKILL");
       await a.status;

@@ -132,8 +132,7 @@ export class ZookeeperRegistry {
       this.#disconnectedSince = Date.now();
       return;
     }
-    const limit = Math.max(this.#o.sessionTimeoutMs, this.#o.connectTimeoutMs);
-    if (Date.now() - this.#disconnectedSince > limit) {
+    if (Date.now() - this.#disconnectedSince > this.#o.sessionTimeoutMs) {
       log.warn("zookeeper session not connected for longer than its timeout; opening a new one");
       this.#disconnectedSince = Date.now();
       this.#setLeader(false);

@@ -236,7 +236,12 @@ serverTest(
       console.log(`  child's session log:\n    ${sessionLog(svc).join("\n    ")}`);
       if (expired) {
         assert.ok(loggedSessions(svc).includes(owner), "owned by the child's new session");
-        assert.ok(sessionLog(svc).some((l) => l.includes("expired")), "the child saw 'expired'");
+        // Either the server reported the expiry, or the registry's watchdog gave up on the
+        // session first (disconnected longer than its timeout) and opened a new one.
+        assert.ok(
+          sessionLog(svc).some((l) => l.includes("expired") || l.includes("opening a new one")),
+          "the child replaced its session",
+        );
       }
       for (const id of ids) assert.notEqual(back.owners.get(id), "", `${id} is ephemeral`);
       // Past the (restored or new) session's timeout: still there, so a live session owns them.
