@@ -19,7 +19,7 @@ import {
   instanceView as view,
   parseServiceUrl,
 } from "../lib/registry/model.ts";
-import type { ZookeeperRegistry } from "../lib/registry/zookeeper_registry.ts";
+import { EmbeddedRegistry, type RegistryBackend } from "../lib/registry/backend.ts";
 import type { EventPublisher } from "../lib/backends/kafka.ts";
 import { BackendUnavailableError, NotFoundError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
@@ -30,7 +30,7 @@ const SWEEP_MS = 1_000;
 
 let monitor: BackendMonitor;
 let store: RegistryStore;
-let zk: ZookeeperRegistry | null = null;
+let backend: RegistryBackend;
 let events: EventPublisher | null = null;
 /**
  * Instances marked unhealthy for a missed heartbeat, with their status before: a heartbeat
@@ -166,22 +166,20 @@ async function register(input: RegisterInput, ctx: Ctx) {
   // Durable first, then the znode: the acknowledgement means both.
   const created = await store.upsert(instance);
   setInstance(instance);
-  if (zk) {
-    try {
-      await zk.put(instance);
-    } catch (err) {
-      // Not acknowledged, so not registered: put back what was there before.
-      if (prev) {
-        await store.upsert(prev);
-        setInstance(prev);
-        await zk.putLater(prev);
-      } else {
-        await store.remove(instance.service_name, id);
-        deleteInstance(instance.service_name, id);
-        zk.forget(instance.service_name, id);
-      }
-      throw err;
+  try {
+    await backend.put(instance);
+  } catch (err) {
+    // Not acknowledged, so not registered: put back what was there before.
+    if (prev) {
+      await store.upsert(prev);
+      setInstance(prev);
+      await backend.putLater(prev);
+    } else {
+      await store.remove(instance.service_name, id);
+      deleteInstance(instance.service_name, id);
+      backend.forget(instance.service_name, id);
     }
+    throw err;
   }
   announce(ctx, [instance], []);
   publish(prev ? "updated" : "registered", instance);
@@ -196,12 +194,10 @@ async function remove(service: string, id: string, ctx: Ctx, why: string): Promi
   await store.remove(service, id);
   deleteInstance(service, id);
   missedHeartbeat.delete(key);
-  if (zk) {
-    await zk.remove(service, id).catch((err) => {
-      // The record is gone; the znode follows when the session reconnects or expires.
-      log.warn("znode removal failed", { service, instance: id, error: String(err) });
-    });
-  }
+  await backend.remove(service, id).catch((err) => {
+    // The record is gone; the znode follows when the session reconnects or expires.
+    log.warn("znode removal failed", { service, instance: id, error: String(err) });
+  });
   announce(ctx, [], [key]);
   publish("deregistered", prev, why);
   log.info("instance deregistered", { service, instance: id, reason: why });
@@ -238,7 +234,7 @@ async function setHealth(
   }
   setInstance(next);
   await store.setHealth(i.service_name, i.instance_id, next);
-  if (zk) await zk.putLater(next);
+  await backend.putLater(next);
   return next;
 }
 
@@ -286,40 +282,40 @@ serveActor<RegistryCalls>({
     }
     await store.migrate();
     for (const i of await store.list()) setInstance(i);
+    const onLeadership = (leader: boolean) => {
+      ctx.emit({ type: "leadership", leader });
+      // /health shows the role: report now rather than at the next 5 s probe.
+      void monitor?.check(ctx);
+    };
     if (s.ZOOKEEPER_HOSTS) {
       // The driver loads only when ZooKeeper is configured.
       const { ZookeeperRegistry } = await import("../lib/registry/zookeeper_registry.ts");
       const { zookeeperProbe } = await import("../lib/backends/zookeeper.ts");
-      zk = new ZookeeperRegistry({
+      const zk = new ZookeeperRegistry({
         hosts: s.ZOOKEEPER_HOSTS,
         basePath: s.ZOOKEEPER_BASE_PATH,
         sessionTimeoutMs: s.ZOOKEEPER_SESSION_TIMEOUT * 1000,
         connectTimeoutMs: s.ZOOKEEPER_CONNECTION_TIMEOUT * 1000,
         candidate: s.SERVICE_INSTANCE_ID,
-        onLeadership: (leader) => {
-          ctx.emit({ type: "leadership", leader });
-          // /health shows the role: report now rather than at the next 5 s probe.
-          void monitor?.check(ctx);
-        },
+        onLeadership,
       });
-      // Restored records are re-created as ephemerals once the session is open.
-      for (const i of instances.values()) void zk.putLater(i);
-      zk.start();
-      const probe = zookeeperProbe(() => zk?.session ?? null);
+      backend = zk;
       monitor = new BackendMonitor([{
-        ...probe,
-        describe: () => ({ role: zk?.leader ? "leader" : "follower" }),
+        ...zookeeperProbe(() => zk.session),
+        describe: () => ({ role: zk.leader ? "leader" : "follower" }),
       }]);
     } else {
+      backend = new EmbeddedRegistry({ onLeadership });
       monitor = new BackendMonitor([], [{
         name: "registry",
         kind: "embedded",
         status: "up",
         role: "leader",
       }]);
-      // One process, one registry: it always leads.
-      ctx.emit({ type: "leadership", leader: true });
     }
+    // Restored records are made live again (with ZooKeeper: once the session is open).
+    for (const i of instances.values()) void backend.putLater(i);
+    backend.start();
     if (s.KAFKA_BOOTSTRAP_SERVERS) {
       const { createKafka, EventPublisher } = await import("../lib/backends/kafka.ts");
       events = new EventPublisher(
@@ -359,7 +355,7 @@ serveActor<RegistryCalls>({
             next = { ...next, status: before, unhealthy_since: null };
             setInstance(next);
             await store.setHealth(msg.service, msg.id, next);
-            if (zk) await zk.putLater(next);
+            await backend.putLater(next);
           }
         }
         return next;
@@ -414,7 +410,7 @@ serveActor<RegistryCalls>({
     }
   },
   async stop() {
-    zk?.close();
+    backend?.close();
     await events?.close();
     await store?.close().catch(() => {});
   },

@@ -383,3 +383,49 @@ serverTest(
     }
   },
 );
+
+Deno.test("GET .../url alternates round robin, and weights 1:3 split 400 calls 20-30 % / 70-80 %", async () => {
+  await using svc = await startService(
+    embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" }),
+  );
+  const a = stubInstance();
+  const b = stubInstance();
+  try {
+    const reg = async (service: string, id: string, url: string, weight?: string) => {
+      const r = await post(svc.app, "/api/v1/registry/register", {
+        service_name: service,
+        service_url: url,
+        metadata: { instance_id: id, ...(weight ? { weight } : {}) },
+      });
+      assert.ok(r.status === 201 || r.status === 200);
+      await r.body?.cancel();
+    };
+    await reg("rr", "a", a.url);
+    await reg("rr", "b", b.url);
+    await reg("wt", "light", a.url, "1");
+    await reg("wt", "heavy", b.url, "3");
+    for (const s of ["rr", "wt"]) {
+      const h = await json(await post(svc.app, `/api/v1/registry/services/${s}/health`, {}));
+      assert.equal(h.body.healthy_instances, 2);
+    }
+    const picks: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      picks.push(
+        (await json(await svc.app.request("/api/v1/registry/services/rr/url"))).body.instance_id,
+      );
+    }
+    assert.notEqual(picks[0], picks[1]);
+    assert.deepEqual(picks.slice(2), picks.slice(0, 2), `alternates: ${picks}`);
+    const counts: Record<string, number> = { light: 0, heavy: 0 };
+    for (let i = 0; i < 400; i++) {
+      counts[
+        (await json(await svc.app.request("/api/v1/registry/services/wt/url"))).body.instance_id
+      ]++;
+    }
+    assert.ok(counts.light >= 80 && counts.light <= 120, `light ${counts.light}/400`);
+    assert.ok(counts.heavy >= 280 && counts.heavy <= 320, `heavy ${counts.heavy}/400`);
+  } finally {
+    await a.server.shutdown();
+    await b.server.shutdown();
+  }
+});

@@ -9,6 +9,7 @@ import { CreateMode, ZkCode, zkCode, ZkSession } from "../backends/zookeeper.ts"
 import { BackendUnavailableError } from "../errors.ts";
 import { log } from "../log.ts";
 import { curatorJson, type Instance } from "./model.ts";
+import type { RegistryBackend } from "./backend.ts";
 
 export interface ZkRegistryOptions {
   hosts: string;
@@ -24,7 +25,8 @@ export interface ZkRegistryOptions {
 /** How often the election is re-read (no watches: one short read per second). */
 const ELECTION_POLL_MS = 1_000;
 
-export class ZookeeperRegistry {
+export class ZookeeperRegistry implements RegistryBackend {
+  readonly kind = "zookeeper";
   readonly #o: ZkRegistryOptions;
   #session: ZkSession | null = null;
   #live = new Map<string, Instance>();
@@ -267,9 +269,8 @@ export class ZookeeperRegistry {
     await this.#require().remove(this.#path(service, id));
   }
 
-  /** Znode names under a service (for tests and diagnostics). */
-  async children(service: string): Promise<string[]> {
-    return await this.#require().getChildren(this.#path(service));
+  async live(service: string): Promise<string[]> {
+    return (await this.#require().getChildren(this.#path(service))).sort();
   }
 
   close(): void {
