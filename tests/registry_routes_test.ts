@@ -10,6 +10,33 @@ const FAST = {
   HEALTH_CHECK_INITIAL_RETRY_DELAY: "0.01",
 };
 
+type Start = (over?: Record<string, string>) => ReturnType<typeof startService>;
+
+/**
+ * Registers `fn` for the embedded registry and, when ZooKeeper is configured, for the
+ * ZooKeeper registry (its own base path; the service is started once the session is open).
+ */
+function bothRegistries(name: string, fn: (start: Start) => Promise<void>): void {
+  Deno.test(`embedded: ${name}`, () => fn((over = {}) => startService(embeddedSettings(over))));
+  serverTest("zookeeper registry routes", ["ZOOKEEPER_HOSTS"], name, () =>
+    fn(async (over = {}) => {
+      const svc = await startService(embeddedSettings({
+        ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
+        ZOOKEEPER_BASE_PATH: `/cs-t-routes-${crypto.randomUUID().slice(0, 8)}`,
+        ...over,
+      }));
+      await waitFor(
+        async () => {
+          const h = await (await svc.app.request("/health")).json();
+          return h.backends.registry?.status === "up";
+        },
+        10_000,
+        "zookeeper session",
+      );
+      return svc;
+    }));
+}
+
 /** A real HTTP instance: /health answers `status()`; /ready and /live 404 unless set. */
 function stubInstance(opts: { health?: () => number; ready?: () => number } = {}) {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
@@ -37,114 +64,123 @@ function post(
   });
 }
 
-Deno.test("POST /api/v1/registry/register answers the seed's shape: 201 new, 200 again", async () => {
-  await using svc = await startService(embeddedSettings(FAST));
-  const inst = stubInstance();
-  try {
-    const reg = {
-      service_name: "asr-service",
-      service_url: inst.url,
-      health_check_url: `${inst.url}/health`,
-      metadata: { instance_id: "asr-service-1", version: "1.0.0" },
-    };
-    const first = await json(await post(svc.app, "/api/v1/registry/register", reg));
-    assert.equal(first.status, 201);
-    assert.deepEqual(first.body, {
-      instance_id: "asr-service-1",
-      service_name: "asr-service",
-      service_url: inst.url,
-      status: "registered",
-    });
-    const again = await post(svc.app, "/api/v1/registry/register", reg);
-    assert.equal(again.status, 200);
-    await again.body?.cancel();
-  } finally {
-    await inst.server.shutdown();
-  }
-});
-
-Deno.test("a live instance becomes healthy and a dead one unhealthy; discover and url use healthy only", async () => {
-  await using svc = await startService(embeddedSettings(FAST));
-  const live = stubInstance();
-  const dead = stubInstance();
-  const deadUrl = dead.url;
-  await dead.server.shutdown();
-  try {
-    for (const [id, url] of [["live-1", live.url], ["dead-1", deadUrl]]) {
-      const r = await post(svc.app, "/api/v1/registry/register", {
-        service_name: "svc-a",
-        service_url: url,
-        metadata: { instance_id: id },
+bothRegistries(
+  "POST /api/v1/registry/register answers the seed's shape: 201 new, 200 again",
+  async (start) => {
+    await using svc = await start(FAST);
+    const inst = stubInstance();
+    try {
+      const reg = {
+        service_name: "asr-service",
+        service_url: inst.url,
+        health_check_url: `${inst.url}/health`,
+        metadata: { instance_id: "asr-service-1", version: "1.0.0" },
+      };
+      const first = await json(await post(svc.app, "/api/v1/registry/register", reg));
+      assert.equal(first.status, 201);
+      assert.deepEqual(first.body, {
+        instance_id: "asr-service-1",
+        service_name: "asr-service",
+        service_url: inst.url,
+        status: "registered",
       });
-      assert.equal(r.status, 201);
-      await r.body?.cancel();
+      const again = await post(svc.app, "/api/v1/registry/register", reg);
+      assert.equal(again.status, 200);
+      await again.body?.cancel();
+    } finally {
+      await inst.server.shutdown();
     }
-    const inst = await waitFor(
-      async () => {
-        const b = (await json(await svc.app.request("/api/v1/registry/services/svc-a"))).body;
-        const st = Object.fromEntries(
-          b.instances.map((
-            i: { instance_id: string; status: string },
-          ) => [i.instance_id, i.status]),
-        );
-        return st["live-1"] === "healthy" && st["dead-1"] === "unhealthy" ? b : null;
-      },
-      10_000,
-      "statuses",
-    );
-    assert.equal(inst.service_name, "svc-a");
-    assert.ok(
-      inst.instances.every((i: { last_health_check: string | null }) => i.last_health_check),
-    );
-    const disc = (await json(await svc.app.request("/api/v1/registry/discover/svc-a"))).body;
-    assert.deepEqual(disc.instances.map((i: { instance_id: string }) => i.instance_id), ["live-1"]);
-    const url = (await json(await svc.app.request("/api/v1/registry/services/svc-a/url"))).body;
-    assert.deepEqual(url, { service_name: "svc-a", url: live.url, instance_id: "live-1" });
-    const list = (await json(await svc.app.request("/api/v1/registry/services"))).body;
-    assert.equal(list[0].service_name, "svc-a");
-    assert.equal(list[0].instances.length, 2);
-  } finally {
-    await live.server.shutdown();
-  }
-});
+  },
+);
 
-Deno.test("POST /api/v1/registry/services/:name/health checks now and counts the outcomes", async () => {
-  await using svc = await startService(
-    embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" }),
-  );
-  const ok = stubInstance();
-  const failing = stubInstance({ ready: () => 500 });
-  try {
-    for (const [id, url] of [["ok-1", ok.url], ["bad-1", failing.url]]) {
-      const r = await post(svc.app, "/api/v1/registry/register", {
+bothRegistries(
+  "a live instance becomes healthy and a dead one unhealthy; discover and url use healthy only",
+  async (start) => {
+    await using svc = await start(FAST);
+    const live = stubInstance();
+    const dead = stubInstance();
+    const deadUrl = dead.url;
+    await dead.server.shutdown();
+    try {
+      for (const [id, url] of [["live-1", live.url], ["dead-1", deadUrl]]) {
+        const r = await post(svc.app, "/api/v1/registry/register", {
+          service_name: "svc-a",
+          service_url: url,
+          metadata: { instance_id: id },
+        });
+        assert.equal(r.status, 201);
+        await r.body?.cancel();
+      }
+      const inst = await waitFor(
+        async () => {
+          const b = (await json(await svc.app.request("/api/v1/registry/services/svc-a"))).body;
+          const st = Object.fromEntries(
+            b.instances.map((
+              i: { instance_id: string; status: string },
+            ) => [i.instance_id, i.status]),
+          );
+          return st["live-1"] === "healthy" && st["dead-1"] === "unhealthy" ? b : null;
+        },
+        10_000,
+        "statuses",
+      );
+      assert.equal(inst.service_name, "svc-a");
+      assert.ok(
+        inst.instances.every((i: { last_health_check: string | null }) => i.last_health_check),
+      );
+      const disc = (await json(await svc.app.request("/api/v1/registry/discover/svc-a"))).body;
+      assert.deepEqual(disc.instances.map((i: { instance_id: string }) => i.instance_id), [
+        "live-1",
+      ]);
+      const url = (await json(await svc.app.request("/api/v1/registry/services/svc-a/url"))).body;
+      assert.deepEqual(url, { service_name: "svc-a", url: live.url, instance_id: "live-1" });
+      const list = (await json(await svc.app.request("/api/v1/registry/services"))).body;
+      assert.equal(list[0].service_name, "svc-a");
+      assert.equal(list[0].instances.length, 2);
+    } finally {
+      await live.server.shutdown();
+    }
+  },
+);
+
+bothRegistries(
+  "POST /api/v1/registry/services/:name/health checks now and counts the outcomes",
+  async (start) => {
+    await using svc = await start({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" });
+    const ok = stubInstance();
+    const failing = stubInstance({ ready: () => 500 });
+    try {
+      for (const [id, url] of [["ok-1", ok.url], ["bad-1", failing.url]]) {
+        const r = await post(svc.app, "/api/v1/registry/register", {
+          service_name: "svc-h",
+          service_url: url,
+          metadata: { instance_id: id },
+        });
+        await r.body?.cancel();
+      }
+      const res = await json(await post(svc.app, "/api/v1/registry/services/svc-h/health", {}));
+      assert.equal(res.status, 200);
+      // A failing additional endpoint (/ready 500) is unhealthy; a 404 one (/live) is not.
+      assert.deepEqual(res.body, {
         service_name: "svc-h",
-        service_url: url,
-        metadata: { instance_id: id },
+        instances_checked: 2,
+        healthy_instances: 1,
+        unhealthy_instances: 1,
       });
-      await r.body?.cancel();
+      const b = (await json(await svc.app.request("/api/v1/registry/services/svc-h"))).body;
+      const st = Object.fromEntries(
+        b.instances.map((i: { instance_id: string; status: string }) => [i.instance_id, i.status]),
+      );
+      assert.deepEqual(st, { "ok-1": "healthy", "bad-1": "unhealthy" });
+    } finally {
+      await ok.server.shutdown();
+      await failing.server.shutdown();
     }
-    const res = await json(await post(svc.app, "/api/v1/registry/services/svc-h/health", {}));
-    assert.equal(res.status, 200);
-    // A failing additional endpoint (/ready 500) is unhealthy; a 404 one (/live) is not.
-    assert.deepEqual(res.body, {
-      service_name: "svc-h",
-      instances_checked: 2,
-      healthy_instances: 1,
-      unhealthy_instances: 1,
-    });
-    const b = (await json(await svc.app.request("/api/v1/registry/services/svc-h"))).body;
-    const st = Object.fromEntries(
-      b.instances.map((i: { instance_id: string; status: string }) => [i.instance_id, i.status]),
-    );
-    assert.deepEqual(st, { "ok-1": "healthy", "bad-1": "unhealthy" });
-  } finally {
-    await ok.server.shutdown();
-    await failing.server.shutdown();
-  }
-});
+  },
+);
 
-Deno.test("deregister removes an instance; unknown ones are 404 problems", async () => {
-  await using svc = await startService(embeddedSettings(FAST));
+bothRegistries("deregister removes an instance; unknown ones are 404 problems", async (start) => {
+  await using svc = await start(FAST);
   const r = await post(svc.app, "/api/v1/registry/register", {
     service_name: "svc-d",
     service_url: "http://127.0.0.1:9",
@@ -183,10 +219,8 @@ Deno.test("deregister removes an instance; unknown ones are 404 problems", async
   }
 });
 
-Deno.test("url answers 503 when no instance is healthy", async () => {
-  await using svc = await startService(
-    embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" }),
-  );
+bothRegistries("url answers 503 when no instance is healthy", async (start) => {
+  await using svc = await start({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" });
   const r = await post(svc.app, "/api/v1/registry/register", {
     service_name: "svc-u",
     service_url: "http://127.0.0.1:9",
@@ -197,29 +231,32 @@ Deno.test("url answers 503 when no instance is healthy", async () => {
   assert.equal(res.type, PROBLEM);
 });
 
-Deno.test("registering link-local or metadata addresses is a 400 naming the field", async () => {
-  await using svc = await startService(embeddedSettings(FAST));
-  for (
-    const [field, body] of [
-      ["service_url", { service_name: "x", service_url: "http://169.254.169.254/latest" }],
-      ["health_check_url", {
-        service_name: "x",
-        service_url: "http://127.0.0.1:9",
-        health_check_url: "http://[fd00:ec2::254]/",
-      }],
-      ["service_url", { service_name: "x", service_url: "ftp://example" }],
-      ["service_name", { service_name: "bad name", service_url: "http://127.0.0.1:9" }],
-    ] as const
-  ) {
-    const res = await json(await post(svc.app, "/api/v1/registry/register", body));
-    assert.equal(res.status, 400, JSON.stringify(body));
-    assert.equal(res.type, PROBLEM);
-    assert.ok(
-      res.body.errors.some((e: { field: string }) => e.field === field),
-      `${field} named in ${JSON.stringify(res.body.errors)}`,
-    );
-  }
-});
+bothRegistries(
+  "registering link-local or metadata addresses is a 400 naming the field",
+  async (start) => {
+    await using svc = await start(FAST);
+    for (
+      const [field, body] of [
+        ["service_url", { service_name: "x", service_url: "http://169.254.169.254/latest" }],
+        ["health_check_url", {
+          service_name: "x",
+          service_url: "http://127.0.0.1:9",
+          health_check_url: "http://[fd00:ec2::254]/",
+        }],
+        ["service_url", { service_name: "x", service_url: "ftp://example" }],
+        ["service_name", { service_name: "bad name", service_url: "http://127.0.0.1:9" }],
+      ] as const
+    ) {
+      const res = await json(await post(svc.app, "/api/v1/registry/register", body));
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(res.type, PROBLEM);
+      assert.ok(
+        res.body.errors.some((e: { field: string }) => e.field === field),
+        `${field} named in ${JSON.stringify(res.body.errors)}`,
+      );
+    }
+  },
+);
 
 Deno.test("registrations survive a restart of the service (durable records)", async () => {
   const settings = embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" });
@@ -384,48 +421,49 @@ serverTest(
   },
 );
 
-Deno.test("GET .../url alternates round robin, and weights 1:3 split 400 calls 20-30 % / 70-80 %", async () => {
-  await using svc = await startService(
-    embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" }),
-  );
-  const a = stubInstance();
-  const b = stubInstance();
-  try {
-    const reg = async (service: string, id: string, url: string, weight?: string) => {
-      const r = await post(svc.app, "/api/v1/registry/register", {
-        service_name: service,
-        service_url: url,
-        metadata: { instance_id: id, ...(weight ? { weight } : {}) },
-      });
-      assert.ok(r.status === 201 || r.status === 200);
-      await r.body?.cancel();
-    };
-    await reg("rr", "a", a.url);
-    await reg("rr", "b", b.url);
-    await reg("wt", "light", a.url, "1");
-    await reg("wt", "heavy", b.url, "3");
-    for (const s of ["rr", "wt"]) {
-      const h = await json(await post(svc.app, `/api/v1/registry/services/${s}/health`, {}));
-      assert.equal(h.body.healthy_instances, 2);
+bothRegistries(
+  "GET .../url alternates round robin, and weights 1:3 split 400 calls 20-30 % / 70-80 %",
+  async (start) => {
+    await using svc = await start({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" });
+    const a = stubInstance();
+    const b = stubInstance();
+    try {
+      const reg = async (service: string, id: string, url: string, weight?: string) => {
+        const r = await post(svc.app, "/api/v1/registry/register", {
+          service_name: service,
+          service_url: url,
+          metadata: { instance_id: id, ...(weight ? { weight } : {}) },
+        });
+        assert.ok(r.status === 201 || r.status === 200);
+        await r.body?.cancel();
+      };
+      await reg("rr", "a", a.url);
+      await reg("rr", "b", b.url);
+      await reg("wt", "light", a.url, "1");
+      await reg("wt", "heavy", b.url, "3");
+      for (const s of ["rr", "wt"]) {
+        const h = await json(await post(svc.app, `/api/v1/registry/services/${s}/health`, {}));
+        assert.equal(h.body.healthy_instances, 2);
+      }
+      const picks: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        picks.push(
+          (await json(await svc.app.request("/api/v1/registry/services/rr/url"))).body.instance_id,
+        );
+      }
+      assert.notEqual(picks[0], picks[1]);
+      assert.deepEqual(picks.slice(2), picks.slice(0, 2), `alternates: ${picks}`);
+      const counts: Record<string, number> = { light: 0, heavy: 0 };
+      for (let i = 0; i < 400; i++) {
+        counts[
+          (await json(await svc.app.request("/api/v1/registry/services/wt/url"))).body.instance_id
+        ]++;
+      }
+      assert.ok(counts.light >= 80 && counts.light <= 120, `light ${counts.light}/400`);
+      assert.ok(counts.heavy >= 280 && counts.heavy <= 320, `heavy ${counts.heavy}/400`);
+    } finally {
+      await a.server.shutdown();
+      await b.server.shutdown();
     }
-    const picks: string[] = [];
-    for (let i = 0; i < 4; i++) {
-      picks.push(
-        (await json(await svc.app.request("/api/v1/registry/services/rr/url"))).body.instance_id,
-      );
-    }
-    assert.notEqual(picks[0], picks[1]);
-    assert.deepEqual(picks.slice(2), picks.slice(0, 2), `alternates: ${picks}`);
-    const counts: Record<string, number> = { light: 0, heavy: 0 };
-    for (let i = 0; i < 400; i++) {
-      counts[
-        (await json(await svc.app.request("/api/v1/registry/services/wt/url"))).body.instance_id
-      ]++;
-    }
-    assert.ok(counts.light >= 80 && counts.light <= 120, `light ${counts.light}/400`);
-    assert.ok(counts.heavy >= 280 && counts.heavy <= 320, `heavy ${counts.heavy}/400`);
-  } finally {
-    await a.server.shutdown();
-    await b.server.shutdown();
-  }
-});
+  },
+);
