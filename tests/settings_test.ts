@@ -73,3 +73,11 @@ Deno.test("loadSettings() accepts the seed's postgresql+asyncpg URL form", () =>
   const s = loadSettings({ DATABASE_URL: "postgresql+asyncpg://u:p@db:5432/config_db" });
   assert.equal(backendKinds(s).storage, "postgres");
 });
+
+Deno.test("loadSettings() reads an empty HEALTH_CHECK_ADDITIONAL_ENDPOINTS as none, unset as the default", () => {
+  assert.deepEqual(
+    loadSettings({ HEALTH_CHECK_ADDITIONAL_ENDPOINTS: "" }).HEALTH_CHECK_ADDITIONAL_ENDPOINTS,
+    [],
+  );
+  assert.deepEqual(loadSettings({}).HEALTH_CHECK_ADDITIONAL_ENDPOINTS, ["/ready", "/live"]);
+});
