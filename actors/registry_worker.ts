@@ -52,7 +52,6 @@ function publish(type: string, i: Instance, reason?: string): void {
     at: new Date().toISOString(),
   });
 }
-const instances = new Map<string, Instance>();
 const balancer = new Balancer();
 
 const keyOf = (service: string, id: string) => `${service}/${id}`;
@@ -63,7 +62,6 @@ const sorted = new Map<string, Instance[]>();
 const answers = new Map<string, string>();
 
 function setInstance(i: Instance): void {
-  instances.set(keyOf(i.service_name, i.instance_id), i);
   let m = services.get(i.service_name);
   if (!m) services.set(i.service_name, m = new Map());
   m.set(i.instance_id, i);
@@ -71,7 +69,6 @@ function setInstance(i: Instance): void {
 }
 
 function deleteInstance(service: string, id: string): void {
-  instances.delete(keyOf(service, id));
   const m = services.get(service);
   m?.delete(id);
   if (m?.size === 0) services.delete(service);
@@ -95,6 +92,14 @@ function changed(service: string): void {
   sorted.delete(service);
   answers.delete(`${service}\u0000all`);
   answers.delete(`${service}\u0000healthy`);
+}
+
+function getInstance(service: string, id: string): Instance | undefined {
+  return services.get(service)?.get(id);
+}
+
+function allInstances(): Instance[] {
+  return [...services.values()].flatMap((m) => [...m.values()]);
 }
 
 function byService(service: string): Instance[] {
@@ -145,7 +150,7 @@ async function register(input: RegisterInput, ctx: Ctx) {
   checkProbeTarget(healthUrl, "health_check_url", s.HEALTH_CHECK_ALLOWED_NETWORKS);
   const id = instanceIdFor(input.service_name, input.service_url, input.metadata);
   checkName(id, "metadata.instance_id");
-  const prev = instances.get(keyOf(input.service_name, id));
+  const prev = getInstance(input.service_name, id);
   const now = new Date().toISOString();
   const same = prev && prev.service_url === input.service_url &&
     prev.health_check_url === healthUrl;
@@ -189,7 +194,7 @@ async function register(input: RegisterInput, ctx: Ctx) {
 
 async function remove(service: string, id: string, ctx: Ctx, why: string): Promise<Instance> {
   const key = keyOf(service, id);
-  const prev = instances.get(key);
+  const prev = getInstance(service, id);
   if (!prev) throw new NotFoundError(`No instance ${id} of ${service}`);
   await store.remove(service, id);
   deleteInstance(service, id);
@@ -242,7 +247,7 @@ async function setHealth(
 async function sweep(ctx: Ctx): Promise<void> {
   const now = Date.now();
   const after = ctx.settings.SERVICE_DEREGISTER_AFTER * 1000;
-  for (const i of [...instances.values()]) {
+  for (const i of allInstances()) {
     try {
       if (i.ttl_seconds && i.last_heartbeat && i.status !== "unhealthy") {
         if (now - Date.parse(i.last_heartbeat) > i.ttl_seconds * 1000) {
@@ -314,7 +319,7 @@ serveActor<RegistryCalls>({
       }]);
     }
     // Restored records are made live again (with ZooKeeper: once the session is open).
-    for (const i of instances.values()) void backend.putLater(i);
+    for (const i of allInstances()) void backend.putLater(i);
     backend.start();
     if (s.KAFKA_BOOTSTRAP_SERVERS) {
       const { createKafka, EventPublisher } = await import("../lib/backends/kafka.ts");
@@ -323,7 +328,8 @@ serveActor<RegistryCalls>({
         s.REGISTRY_KAFKA_TOPIC,
       );
     }
-    if (instances.size > 0) announce(ctx, [...instances.values()], []);
+    const restored = allInstances();
+    if (restored.length > 0) announce(ctx, restored, []);
     ctx.after(0, { type: "probe" });
     ctx.after(SWEEP_MS, { type: "sweep" });
   },
@@ -340,7 +346,7 @@ serveActor<RegistryCalls>({
       case "deregister":
         return await remove(msg.service, msg.id, ctx, "deregistered");
       case "heartbeat": {
-        const i = instances.get(keyOf(msg.service, msg.id));
+        const i = getInstance(msg.service, msg.id);
         if (!i) throw new NotFoundError(`No instance ${msg.id} of ${msg.service}`);
         const at = new Date().toISOString();
         await store.heartbeat(msg.service, msg.id, at);
@@ -361,7 +367,7 @@ serveActor<RegistryCalls>({
         return next;
       }
       case "all":
-        return [...instances.values()];
+        return allInstances();
       case "answer":
         return serviceAnswer(msg.service, msg.healthy_only);
       case "instances": {
@@ -387,7 +393,7 @@ serveActor<RegistryCalls>({
       }
       case "health_result": {
         const key = keyOf(msg.service, msg.id);
-        const i = instances.get(key);
+        const i = getInstance(msg.service, msg.id);
         if (!i) return null;
         if (missedHeartbeat.has(key)) {
           // Still unhealthy until it heartbeats: remember what the check found for then.
