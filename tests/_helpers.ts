@@ -107,3 +107,23 @@ export async function waitFor<T>(
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }
+
+const STACK = new URL("../scripts/stack.sh", import.meta.url).pathname;
+
+/** `bash scripts/stack.sh <cmd> <svc>`; returns when the script does (start: when ready). */
+export async function stack(cmd: "start" | "stop", svc: string): Promise<void> {
+  const out = await new Deno.Command("bash", {
+    args: [STACK, cmd, svc],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    const dec = new TextDecoder();
+    throw new Error(
+      `stack.sh ${cmd} ${svc} failed (${out.code}):\n${dec.decode(out.stdout)}${
+        dec.decode(out.stderr)
+      }`,
+    );
+  }
+}

@@ -8,8 +8,6 @@ import { ZkSession } from "../lib/backends/zookeeper.ts";
 import { call, rid, sleep } from "./_pg.ts";
 import type { ServiceProcess } from "./_process.ts";
 
-const STACK = new URL("../scripts/stack.sh", import.meta.url).pathname;
-
 /** A fresh base path `/cs-t-<random>` for one test. */
 export function tempBasePath(): string {
   return `/cs-t-${rid()}`;
@@ -170,24 +168,6 @@ export function sessionLog(svc: ServiceProcess): string[] {
         return l;
       }
     });
-}
-
-/** `bash scripts/stack.sh <cmd> <svc>`; returns when the script does (start: when ready). */
-export async function stack(cmd: "start" | "stop", svc: string): Promise<void> {
-  const out = await new Deno.Command("bash", {
-    args: [STACK, cmd, svc],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    const dec = new TextDecoder();
-    throw new Error(
-      `stack.sh ${cmd} ${svc} failed (${out.code}):\n${dec.decode(out.stdout)}${
-        dec.decode(out.stderr)
-      }`,
-    );
-  }
 }
 
 /** One proxied client connection: downstream (the service) ↔ upstream (ZooKeeper). */

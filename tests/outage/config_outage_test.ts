@@ -6,7 +6,7 @@
  * `finally`.
  */
 import assert from "node:assert/strict";
-import { serverTest } from "../_helpers.ts";
+import { serverTest, stack } from "../_helpers.ts";
 import { type ServiceProcess, spawnService } from "../_process.ts";
 import {
   call,
@@ -23,25 +23,6 @@ import { createPostgres } from "../../lib/backends/postgres.ts";
 
 const ENV = "development";
 const CONFIG = "/api/v1/config";
-const STACK = new URL("../../scripts/stack.sh", import.meta.url).pathname;
-
-/** `bash scripts/stack.sh <cmd> <svc>`; returns when the script does (start: when ready). */
-async function stack(cmd: "start" | "stop", svc: string): Promise<void> {
-  const out = await new Deno.Command("bash", {
-    args: [STACK, cmd, svc],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    const dec = new TextDecoder();
-    throw new Error(
-      `stack.sh ${cmd} ${svc} failed (${out.code}):\n${dec.decode(out.stdout)}${
-        dec.decode(out.stderr)
-      }`,
-    );
-  }
-}
 
 /** Polls `/health` until `backends[name].status` is `status`; returns the ms it took. */
 async function waitBackend(

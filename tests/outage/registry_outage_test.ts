@@ -6,7 +6,7 @@
  * run serially after the parallel suite; ZooKeeper is always started again in a `finally`.
  */
 import assert from "node:assert/strict";
-import { serverTest } from "../_helpers.ts";
+import { serverTest, stack } from "../_helpers.ts";
 import { type ServiceProcess, spawnService } from "../_process.ts";
 import { call, killService, sleep, stackChildEnv } from "../_pg.ts";
 import {
@@ -18,7 +18,6 @@ import {
   ownedByOne,
   owners,
   sessionLog,
-  stack,
   tempBasePath,
   waitBackend,
   waitOwners,
