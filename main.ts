@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     hub,
     registry: actors.registry,
     health: actors.health,
+    flags: actors.flags,
   });
   const server = Deno.serve({
     hostname: settings.SERVICE_HOST,

@@ -51,6 +51,8 @@ export interface BackendStatus {
   error?: string;
   /** For the registry: whether this replica leads health checking. */
   role?: "leader" | "follower";
+  /** For flags: how current each environment's definitions are (live, cached, stale, none). */
+  environments?: Record<string, string>;
   /** ISO time of the last probe. */
   checked_at?: string;
 }

@@ -16,6 +16,8 @@ import { docsRoutes } from "./docs.ts";
 import type { ActorHandle } from "./actors.ts";
 import { configRoutes } from "./config.ts";
 import { registryRoutes } from "./registry.ts";
+import { flagRoutes } from "./flags.ts";
+import type { FlagClient } from "../actors/flags_client.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
 import type { ConfigClient } from "../actors/config_client.ts";
@@ -36,6 +38,8 @@ export interface AppDeps {
   /** The registry and health actors; registry routes are mounted with them. */
   registry?: RegistryClient;
   health?: HealthClient;
+  /** The FlagActor; feature-flag and OFREP routes are mounted with it. */
+  flags?: FlagClient;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -101,6 +105,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       registryRoutes({ settings: deps.settings, registry: deps.registry, health: deps.health }),
     );
   }
+  if (deps.flags) app.route("/", flagRoutes({ settings: deps.settings, flags: deps.flags }));
   app.route("/", docsRoutes(app));
   return app;
 }

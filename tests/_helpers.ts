@@ -45,6 +45,7 @@ export async function startService(settings: Settings) {
     hub,
     registry: actors.registry,
     health: actors.health,
+    flags: actors.flags,
   });
   return {
     app,

@@ -1,0 +1,269 @@
+/**
+ * Feature-flag endpoints (spec 18–23) and OFREP. Evaluation bodies go to the FlagActor as
+ * text — it validates and answers ready JSON — so the HTTP thread only reads and writes.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { newRouter } from "./router.ts";
+import type { AppEnv } from "./router.ts";
+import type { FlagClient } from "../actors/flags_client.ts";
+import type { Settings } from "../lib/settings.ts";
+import { ValidationError } from "../lib/errors.ts";
+import {
+  BooleanBody,
+  BulkBody,
+  EvaluateBody,
+  flagEnvironments,
+  FlagName,
+  OfrepBody,
+} from "../lib/flags/api.ts";
+import { jsonBody, jsonContent, problemResponses } from "./openapi.ts";
+
+export interface FlagDeps {
+  settings: Settings;
+  flags: FlagClient;
+}
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+const json = (body: string, status = 200, extra?: Record<string, string>) =>
+  new Response(body, { status, headers: extra ? { ...JSON_HEADERS, ...extra } : JSON_HEADERS });
+
+const Resolution = z.object({
+  flag_name: z.string(),
+  value: z.unknown(),
+  reason: z.string().openapi({ example: "TARGETING_MATCH" }),
+  variant: z.string().optional(),
+  environment: z.string(),
+  error_code: z.string().optional().openapi({ example: "FLAG_NOT_FOUND" }),
+}).openapi("FlagResolution");
+
+const OfrepSuccess = z.object({
+  key: z.string(),
+  value: z.unknown(),
+  reason: z.string(),
+  variant: z.string().optional(),
+  metadata: z.record(z.string(), z.unknown()),
+}).openapi("OfrepEvaluationSuccess");
+const OfrepFailure = z.object({
+  key: z.string().optional(),
+  errorCode: z.string(),
+  errorDetails: z.string().optional(),
+}).openapi("OfrepEvaluationFailure");
+
+export function flagRoutes(deps: FlagDeps) {
+  const { settings, flags } = deps;
+  const r = newRouter();
+  const envs = flagEnvironments(settings);
+  const EnvQuery = z.object({
+    environment: z.string().refine((e) => envs.includes(e), `must be one of ${envs.join(", ")}`)
+      .openapi({ example: envs[0] }),
+  });
+
+  const evaluation = (
+    path: string,
+    op: "evaluate" | "boolean" | "bulk",
+    schema: z.ZodType,
+    response: z.ZodType,
+    summary: string,
+    description: string,
+  ) => {
+    r.openAPIRegistry.registerPath(createRoute({
+      method: "post",
+      path,
+      tags: ["Feature flags"],
+      summary,
+      description,
+      request: jsonBody(schema),
+      responses: { 200: jsonContent(response, "Evaluated"), ...problemResponses(400, 413) },
+    }));
+    r.post(path, async (c) => json(await flags.evaluate({ op, body: await c.req.text() })));
+  };
+
+  evaluation(
+    "/api/v1/feature-flags/evaluate",
+    "evaluate",
+    EvaluateBody,
+    Resolution,
+    "Evaluate a feature flag",
+    "Local evaluation with Unleash semantics through OpenFeature. The flag type is `type`, " +
+      "else the JSON type of `default_value` (boolean when absent): booleans answer the " +
+      "enabled state, strings, numbers and objects the selected variant's payload. Errors " +
+      "(`FLAG_NOT_FOUND`, `TYPE_MISMATCH`, `PROVIDER_NOT_READY`) answer `default_value` with " +
+      "reason `ERROR` and `error_code`, never a 5xx. Reasons: STATIC, TARGETING_MATCH, SPLIT, " +
+      "DEFAULT, DISABLED, CACHED, STALE, ERROR.",
+  );
+  evaluation(
+    "/api/v1/feature-flags/evaluate/boolean",
+    "boolean",
+    BooleanBody,
+    Resolution.omit({ variant: true }).openapi("BooleanFlagResolution"),
+    "Evaluate a boolean feature flag",
+    "The enabled state of the flag; `default_value` (false when absent) on error.",
+  );
+  evaluation(
+    "/api/v1/feature-flags/evaluate/bulk",
+    "bulk",
+    BulkBody,
+    z.record(
+      z.string(),
+      z.object({ value: z.unknown(), reason: z.string(), error_code: z.string().optional() }),
+    ).openapi("BulkFlagResolution"),
+    "Evaluate several feature flags",
+    "Up to 200 flags with one context; answers an object keyed by flag name.",
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/feature-flags",
+      tags: ["Feature flags"],
+      summary: "List feature flags",
+      description: "Every flag of the environment: name and enabled, plus type, description " +
+        "and stale where the source gives them. Answered from the synced definitions.",
+      request: { query: EnvQuery },
+      responses: {
+        200: jsonContent(
+          z.array(z.object({
+            name: z.string(),
+            enabled: z.boolean(),
+            type: z.string().optional(),
+            description: z.string().optional(),
+            stale: z.boolean().optional(),
+          })),
+          "Flags",
+        ),
+        ...problemResponses(400, 503),
+      },
+    }),
+    async (c) => json(await flags.list({ env: c.req.valid("query").environment })) as never,
+  );
+
+  r.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/feature-flags/sync",
+      tags: ["Feature flags"],
+      summary: "Sync feature flags now",
+      description: "Fetches the environment's definitions from Unleash (or the flags file) now. " +
+        "503 when the source cannot be reached; evaluation goes on from the last definitions.",
+      request: { query: EnvQuery },
+      responses: {
+        200: jsonContent(
+          z.object({ environment: z.string(), flags_synced: z.number(), timestamp: z.string() }),
+          "Synced",
+        ),
+        ...problemResponses(400, 503),
+      },
+    }),
+    async (c) => json(await flags.sync({ env: c.req.valid("query").environment })) as never,
+  );
+
+  r.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/feature-flags/{name}",
+      tags: ["Feature flags"],
+      summary: "Get a feature flag",
+      description: "The flag's definition in the environment: enabled, variants, strategies " +
+        "(with constraints, segments and strategy variants), and type, description, project, " +
+        "stale, dependencies where known.",
+      request: { params: z.object({ name: FlagName }), query: EnvQuery },
+      responses: {
+        200: jsonContent(
+          z.object({
+            name: z.string(),
+            enabled: z.boolean(),
+            variants: z.array(z.object({ name: z.string(), weight: z.number() }).passthrough()),
+            strategies: z.array(
+              z.object({ name: z.string(), parameters: z.record(z.string(), z.unknown()) })
+                .passthrough(),
+            ),
+          }).passthrough().openapi("FeatureFlag"),
+          "The flag",
+        ),
+        ...problemResponses(400, 404, 503),
+      },
+    }),
+    async (c) =>
+      json(
+        await flags.get({ env: c.req.valid("query").environment, name: c.req.valid("param").name }),
+      ) as never,
+  );
+
+  // OFREP (OpenFeature Remote Evaluation Protocol): any OpenFeature SDK's OFREP provider.
+  const ofrepEnv = (c: Context<AppEnv>): string | null => {
+    const e = c.req.header("x-environment") ?? null;
+    if (e !== null && !envs.includes(e)) {
+      throw new ValidationError([{
+        field: "X-Environment",
+        in: "header",
+        message: `must be one of ${envs.join(", ")}`,
+      }]);
+    }
+    return e;
+  };
+  const ofrepHeaders = {
+    name: "X-Environment",
+    in: "header" as const,
+    required: false,
+    schema: { type: "string" as const },
+    description: "The environment (default: UNLEASH_ENVIRONMENT, else DEFAULT_ENVIRONMENT)",
+  };
+  r.openAPIRegistry.registerPath(createRoute({
+    method: "post",
+    path: "/ofrep/v1/evaluate/flags/{key}",
+    tags: ["OFREP"],
+    summary: "OFREP: evaluate one flag",
+    description: "A selected variant with a payload answers the payload (typed by its own " +
+      "type) and the variant name; any other flag answers its enabled state.",
+    request: { params: z.object({ key: z.string() }), ...jsonBody(OfrepBody) },
+    parameters: [ofrepHeaders],
+    responses: {
+      200: jsonContent(OfrepSuccess, "Evaluated"),
+      400: jsonContent(OfrepFailure, "Invalid context"),
+      404: jsonContent(OfrepFailure, "FLAG_NOT_FOUND"),
+    },
+  } as never));
+  r.post("/ofrep/v1/evaluate/flags/:key", async (c) => {
+    const res = await flags.ofrep({
+      key: c.req.param("key"),
+      env: ofrepEnv(c),
+      body: await c.req.text(),
+      inm: null,
+    });
+    return json(res.body, res.status);
+  });
+  r.openAPIRegistry.registerPath(createRoute({
+    method: "post",
+    path: "/ofrep/v1/evaluate/flags",
+    tags: ["OFREP"],
+    summary: "OFREP: evaluate every flag",
+    description: "Strong `ETag`; `If-None-Match` gives 304.",
+    request: jsonBody(OfrepBody),
+    parameters: [ofrepHeaders],
+    responses: {
+      200: jsonContent(
+        z.object({ flags: z.array(z.union([OfrepSuccess, OfrepFailure])) }).openapi(
+          "OfrepBulkEvaluationSuccess",
+        ),
+        "Evaluated",
+      ),
+      304: { description: "Not modified" },
+      400: jsonContent(OfrepFailure, "Invalid context"),
+    },
+  } as never));
+  r.post("/ofrep/v1/evaluate/flags", async (c) => {
+    const res = await flags.ofrep({
+      key: null,
+      env: ofrepEnv(c),
+      body: await c.req.text(),
+      inm: c.req.header("if-none-match") ?? null,
+    });
+    if (res.status === 304) {
+      return new Response(null, { status: 304, headers: { etag: res.etag! } });
+    }
+    return json(res.body, res.status, res.etag ? { etag: res.etag } : undefined);
+  });
+  return r;
+}
