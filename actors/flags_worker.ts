@@ -238,12 +238,18 @@ function adopt(snap: Snapshot, persisted: boolean): void {
   }
 }
 
+/** The last sync error per environment: a failure is logged when it starts or changes. */
+const syncErrors = new Map<string, string>();
+
 async function pollAll(ctx: Ctx): Promise<void> {
   await Promise.all(environments.map(async (env) => {
     try {
       await syncEnv(env, false, ctx);
+      if (syncErrors.delete(env)) log.info("flag sync recovered", { environment: env });
     } catch (err) {
       if (ctx.signal.aborted) return;
+      if (syncErrors.get(env) === (err as Error).message) return;
+      syncErrors.set(env, (err as Error).message);
       log.warn("flag sync failed; evaluating from the last definitions", {
         environment: env,
         source: source.kind,
