@@ -7,6 +7,12 @@
  * --skip-extra (no SSE fan-out / RSS runs). With DATABASE_URL set (the local stack), the
  * write scenario also runs against PostgreSQL in a database of its own.
  *
+ * Feature flags (`--only flag`): single and bulk evaluation of 20 flags from a FLAGS_FILE,
+ * beside a bare `Deno.serve` POST baseline that parses its body; with UNLEASH_URL,
+ * UNLEASH_API_TOKEN, UNLEASH_CLIENT_TOKENS and UNLEASH_FRONTEND_TOKENS set (the local stack),
+ * the same flags are created in Unleash and its frontend API is measured against our
+ * evaluation of the definitions synced from it (see bench/flags.ts).
+ *
  * The service runs as its own process with LOG_LEVEL=WARNING (no per-request log line), as
  * does the baseline.
  */
@@ -17,6 +23,16 @@ import { sseFanout } from "./sse_fanout.ts";
 import { rssWithCachedEntries } from "./rss.ts";
 import { registryBench } from "./registry.ts";
 import { createPostgres } from "../lib/backends/postgres.ts";
+import {
+  agreeWithUnleash,
+  FLAG_COUNT,
+  luaBulk,
+  luaEvaluate,
+  luaUnleashFrontend,
+  provisionUnleash,
+  unleashFromEnv,
+  writeFlagsFile,
+} from "./flags.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -40,8 +56,8 @@ interface Scenario {
   path: string;
   /** wrk Lua script text for POST bodies or per-request paths. */
   lua?: string;
-  /** Which service process serves it. */
-  target?: "embedded" | "postgres" | "no-near-cache";
+  /** Which process serves it (the Unleash server itself for "unleash"). */
+  target?: "embedded" | "postgres" | "no-near-cache" | "bare" | "unleash" | "flags-unleash";
 }
 
 const ENV = "development";
@@ -97,6 +113,48 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
+const unleash = unleashFromEnv();
+const FLAG_NAMES = {
+  barePost: "bare Deno.serve POST, parses the JSON body, small JSON (flag POST baseline)",
+  evaluate: `POST /api/v1/feature-flags/evaluate (${FLAG_COUNT} flags in FLAGS_FILE, new user_id ` +
+    "per request)",
+  bulk: `POST /api/v1/feature-flags/evaluate/bulk (${FLAG_COUNT} flags, FLAGS_FILE)`,
+  unleash:
+    `Unleash 8 frontend API, GET /api/frontend (the same ${FLAG_COUNT} flags, all evaluated)`,
+  oursBulk: `POST /api/v1/feature-flags/evaluate/bulk (${FLAG_COUNT} flags synced from Unleash)`,
+  oursOne: "POST /api/v1/feature-flags/evaluate (1 flag, synced from Unleash)",
+};
+SCENARIOS.push(
+  {
+    name: FLAG_NAMES.barePost,
+    path: "/",
+    lua: luaEvaluate("/"),
+    target: "bare",
+  },
+  { name: FLAG_NAMES.evaluate, path: "/api/v1/feature-flags/evaluate", lua: luaEvaluate() },
+  { name: FLAG_NAMES.bulk, path: "/api/v1/feature-flags/evaluate/bulk", lua: luaBulk() },
+  {
+    name: FLAG_NAMES.unleash,
+    path: "/",
+    lua: unleash
+      ? luaUnleashFrontend(new URL(unleash.api).pathname.replace(/\/+$/, ""), unleash.frontendToken)
+      : undefined,
+    target: "unleash",
+  },
+  {
+    name: FLAG_NAMES.oursBulk,
+    path: "/api/v1/feature-flags/evaluate/bulk",
+    lua: luaBulk(),
+    target: "flags-unleash",
+  },
+  {
+    name: FLAG_NAMES.oursOne,
+    path: "/api/v1/feature-flags/evaluate",
+    lua: luaEvaluate(),
+    target: "flags-unleash",
+  },
+);
+
 async function seed(svc: Child): Promise<void> {
   await post(`${svc.url}/api/v1/config`, {
     key: "model_path",
@@ -120,10 +178,15 @@ function luaFile(text: string): string {
 
 const rows: { name: string; r: WrkResult }[] = [];
 const extra: string[] = [];
+const flagsFile = writeFlagsFile();
+tmpFiles.push(flagsFile);
 const bare = await spawnBare();
-const svc = await spawnService();
+const svc = await spawnService({ FLAGS_FILE: flagsFile });
 const noNear = await spawnService({ CONFIG_NEAR_CACHE_ENTRIES: "0" });
 let pg: { svc: Child; drop: () => Promise<void> } | null = null;
+let flagsUnleash: Child | null = null;
+/** The Unleash server as a wrk target (requests carry their own path). */
+let unleashTarget: Child | null = null;
 try {
   await seed(svc);
   await seed(noNear);
@@ -144,15 +207,51 @@ try {
       },
     };
   }
+  const unleashWanted = SCENARIOS.some((s) =>
+    (s.target === "unleash" || s.target === "flags-unleash") && wanted(s.name)
+  );
+  if (unleashWanted && !unleash) {
+    extra.push(
+      "- skipped the Unleash comparison: UNLEASH_URL, UNLEASH_API_TOKEN, UNLEASH_CLIENT_TOKENS " +
+        'and UNLEASH_FRONTEND_TOKENS are not all set (`eval "$(bash scripts/stack.sh env)"`)',
+    );
+  } else if (unleashWanted && unleash) {
+    try {
+      await provisionUnleash(unleash);
+      flagsUnleash = await spawnService({
+        UNLEASH_URL: unleash.api,
+        UNLEASH_CLIENT_TOKENS: unleash.clientTokens,
+        UNLEASH_AUTO_SYNC_ON_STARTUP: "true",
+      });
+      const mismatches = await agreeWithUnleash(unleash, flagsUnleash.url);
+      if (mismatches > 0) {
+        extra.push(
+          `- WARNING: our bulk answers and Unleash's frontend API disagree for ${mismatches} ` +
+            "of 60 sample contexts",
+        );
+      }
+      const origin = new URL(unleash.api).origin;
+      unleashTarget = { url: origin } as Child;
+    } catch (err) {
+      extra.push(`- skipped the Unleash comparison: ${(err as Error).message}`);
+    }
+  }
   const warm = { ...opts, durationS: 2 };
   await wrk(`${bare.url}/`, warm);
   const base = await wrk(`${bare.url}/`, opts);
   rows.push({ name: "bare Deno.serve, small JSON (baseline)", r: base });
   for (const s of SCENARIOS) {
     if (!wanted(s.name)) continue;
-    const target = s.target === "postgres" ? pg?.svc : s.target === "no-near-cache" ? noNear : svc;
+    const target = {
+      embedded: svc,
+      postgres: pg?.svc,
+      "no-near-cache": noNear,
+      bare,
+      unleash: unleashTarget,
+      "flags-unleash": flagsUnleash,
+    }[s.target ?? "embedded"];
     if (!target) {
-      extra.push(`- skipped "${s.name}": DATABASE_URL not set`);
+      if (s.target === "postgres") extra.push(`- skipped "${s.name}": DATABASE_URL not set`);
       continue;
     }
     const o = { ...opts, script: s.lua ? luaFile(s.lua) : undefined };
@@ -176,8 +275,36 @@ try {
         `${r.errors} | ${(r.rps / base.rps).toFixed(2)}× |`,
     );
   }
+  const rps = (name: string) => rows.find((r) => r.name === name)?.r.rps;
+  const ratio = (a?: number, b?: number) => a && b ? `${(a / b).toFixed(2)}×` : "n/a";
+  const barePost = rps(FLAG_NAMES.barePost);
+  if (barePost && (rps(FLAG_NAMES.evaluate) || rps(FLAG_NAMES.bulk))) {
+    extra.push(
+      `- flags against the bare POST baseline (${Math.round(barePost)} req/s): evaluate ` +
+        `${ratio(rps(FLAG_NAMES.evaluate), barePost)}, bulk of ${FLAG_COUNT} ` +
+        `${ratio(rps(FLAG_NAMES.bulk), barePost)} (target: evaluate ≥ 0.5× of the GET baseline ` +
+        `${Math.round(base.rps)} req/s: ${ratio(rps(FLAG_NAMES.evaluate), base.rps)})`,
+    );
+  }
+  const theirs = rps(FLAG_NAMES.unleash);
+  if (theirs) {
+    const ours = rps(FLAG_NAMES.oursBulk);
+    extra.push(
+      `- Unleash comparison, ${FLAG_COUNT} flags for one context per request: our bulk ` +
+        `${Math.round(ours ?? 0)} req/s vs Unleash's frontend API ${Math.round(theirs)} req/s ` +
+        `= ${ratio(ours, theirs)} (target ≥ 3×); our single evaluate ` +
+        `${Math.round(rps(FLAG_NAMES.oursOne) ?? 0)} req/s = ` +
+        `${ratio(rps(FLAG_NAMES.oursOne), theirs)}`,
+    );
+  }
   if (extra.length) console.log("\n" + extra.join("\n"));
 } finally {
-  await Promise.allSettled([bare.stop(), svc.stop(), noNear.stop(), pg?.drop()]);
+  await Promise.allSettled([
+    bare.stop(),
+    svc.stop(),
+    noNear.stop(),
+    pg?.drop(),
+    flagsUnleash?.stop(),
+  ]);
   for (const f of tmpFiles) Deno.removeSync(f);
 }
