@@ -219,6 +219,15 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
       message: `must be one of SUPPORTED_ENVIRONMENTS (${envs.join(", ")})`,
     });
   }
+  const synced = (input.UNLEASH_SYNC_ENVIRONMENTS ?? "").split(",").map((e) => e.trim())
+    .filter(Boolean);
+  const unknown = synced.filter((e) => !envs.includes(e));
+  if (envs.length > 0 && unknown.length > 0) {
+    issues.push({
+      variable: "UNLEASH_SYNC_ENVIRONMENTS",
+      message: `${unknown.join(", ")} not in SUPPORTED_ENVIRONMENTS (${envs.join(", ")})`,
+    });
+  }
   if (!r.success || issues.length > 0) throw new SettingsError(issues);
   return r.data;
 }

@@ -43,12 +43,18 @@ Deno.test("loadSettings() names every invalid variable at once", () => {
         SERVICE_HEALTH_CHECK_ENABLED: "maybe",
         DATABASE_URL: "mysql://x",
         DEFAULT_ENVIRONMENT: "qa",
+        UNLEASH_SYNC_ENVIRONMENTS: "development,qa",
       }),
     (e) => {
       assert.ok(e instanceof SettingsError);
       assert.deepEqual(
         [...e.variables].sort(),
-        ["DATABASE_URL", "DEFAULT_ENVIRONMENT", "SERVICE_HEALTH_CHECK_ENABLED"],
+        [
+          "DATABASE_URL",
+          "DEFAULT_ENVIRONMENT",
+          "SERVICE_HEALTH_CHECK_ENABLED",
+          "UNLEASH_SYNC_ENVIRONMENTS",
+        ],
       );
       return true;
     },
