@@ -91,6 +91,20 @@ export class UnleashAdmin {
     );
   }
 
+  /** Usage Unleash has recorded for `flag` in the last hour, summed per environment. */
+  async usage(flag: string): Promise<Record<string, { yes: number; no: number }>> {
+    const r = await this.#call("GET", `/client-metrics/features/${flag}`) as {
+      lastHourUsage: { environment: string; yes: number; no: number }[];
+    };
+    const out: Record<string, { yes: number; no: number }> = {};
+    for (const u of r.lastHourUsage) {
+      const e = out[u.environment] ??= { yes: 0, no: 0 };
+      e.yes += u.yes;
+      e.no += u.no;
+    }
+    return out;
+  }
+
   /** Archives and deletes every flag this admin created. */
   async cleanup(): Promise<void> {
     for (const f of this.created) {

@@ -286,3 +286,83 @@ serverTest("unleash", VARS, "without client tokens the admin token provisions th
     await Promise.all([db.drop(), topic.drop()]);
   }
 });
+
+serverTest("unleash", VARS, "usage metrics reach Unleash (yes/no per environment)", async () => {
+  const admin = new UnleashAdmin();
+  const { db, topic, settings } = await service({
+    UNLEASH_DISABLE_METRICS: "false",
+    UNLEASH_METRICS_INTERVAL: "1",
+  });
+  try {
+    const f = await admin.flag("metrics", {
+      [DEV]: [{
+        name: "flexibleRollout",
+        parameters: { rollout: "100", stickiness: "default", groupId: "m" },
+        constraints: [{
+          contextName: "userId",
+          operator: "IN",
+          values: ["yes-1", "yes-2", "yes-3"],
+        }],
+      }],
+    });
+    await using s = await startService(settings);
+    await waitFor(
+      async () => (await evaluate(s, { flag_name: f, user_id: "yes-1" })).body.value === true,
+      15_000,
+      "sync",
+    );
+    // The wait above counted some yes answers already; these add 2 yes and 4 no.
+    for (const u of ["yes-2", "yes-3", "no-1", "no-2", "no-3", "no-4"]) {
+      await evaluate(s, { flag_name: f, user_id: u });
+    }
+    const usage = await waitFor(
+      async () => {
+        const u = (await admin.usage(f))[DEV];
+        return u && u.no === 4 && u.yes >= 3 ? u : undefined;
+      },
+      30_000,
+      "metrics in Unleash",
+    );
+    assert.equal(usage?.no, 4);
+  } finally {
+    await admin.cleanup();
+    await Promise.all([db.drop(), topic.drop()]);
+  }
+});
+
+serverTest(
+  "unleash",
+  VARS,
+  "a new instance starts from the definitions cached in Redis",
+  async () => {
+    const admin = new UnleashAdmin();
+    const first = await service();
+    // The second instance never calls Unleash and has an empty store of its own.
+    const second = await service({
+      UNLEASH_AUTO_SYNC_ENABLED: "false",
+      UNLEASH_AUTO_SYNC_ON_STARTUP: "false",
+    });
+    try {
+      const f = await admin.flag("redis", { [DEV]: [{ name: "default" }] });
+      {
+        await using a = await startService(first.settings);
+        await waitFor(
+          async () => (await evaluate(a, { flag_name: f })).body.value === true,
+          15_000,
+          "sync",
+        );
+      }
+      await using b = await startService(second.settings);
+      const r = await evaluate(b, { flag_name: f });
+      assert.deepEqual([r.body.value, r.body.reason], [true, "CACHED"]);
+    } finally {
+      await admin.cleanup();
+      await Promise.all([
+        first.db.drop(),
+        first.topic.drop(),
+        second.db.drop(),
+        second.topic.drop(),
+      ]);
+    }
+  },
+);
