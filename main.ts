@@ -6,6 +6,7 @@ import { startActors } from "./actors/mod.ts";
 import { log } from "./lib/log.ts";
 import { backendKinds, loadSettings, type Settings, SettingsError } from "./lib/settings.ts";
 import { buildApp } from "./routes/app.ts";
+import { type ApiToken, loadTokens, TokenConfigError } from "./lib/auth.ts";
 import { SERVICE_VERSION } from "./routes/meta.ts";
 import { WatchHub } from "./lib/config/watch_hub.ts";
 
@@ -20,12 +21,22 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  let tokens: ApiToken[];
+  try {
+    tokens = loadTokens(settings);
+  } catch (err) {
+    if (err instanceof TokenConfigError) {
+      console.error(`config-service: ${err.message}`);
+      Deno.exit(2);
+    }
+    throw err;
+  }
   log.setLevel(settings.LOG_LEVEL);
   const startedAt = Date.now();
   const hub = new WatchHub();
   const actors = await startActors(settings, hub);
 
-  if (!settings.API_TOKENS && !settings.API_TOKENS_FILE) {
+  if (tokens.length === 0) {
     log.warn(
       "AUTHENTICATION IS OFF: no API_TOKENS or API_TOKENS_FILE configured; anyone who can " +
         "reach this port can read and change configuration",
@@ -41,6 +52,7 @@ async function main(): Promise<void> {
     registry: actors.registry,
     health: actors.health,
     flags: actors.flags,
+    tokens,
   });
   const server = Deno.serve({
     hostname: settings.SERVICE_HOST,

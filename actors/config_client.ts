@@ -50,6 +50,10 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
     return this.near.get(group(id.environment, id.key), id.service);
   }
 
+  /** A secret's value in clear; never kept on this thread. */
+  reveal(r: Req<"reveal">): Promise<GetReply> {
+    return this.call({ type: "reveal", ...r });
+  }
   async get(r: Req<"get">): Promise<GetReply> {
     const epoch = this.near.epoch;
     const res = await this.call({ type: "get", ...r });

@@ -22,6 +22,8 @@ export interface WriteReply {
 export type ConfigCalls = CommonCalls & {
   /** Resolves service → global. Throws NotFoundError. */
   get: { req: { id: EntryId }; res: GetReply };
+  /** GET with a secret's value decrypted (the route checks `secrets:read`). */
+  reveal: { req: { id: EntryId }; res: GetReply };
   /** JSON object text key → value of the keys found (service scope first, then global). */
   bulk: {
     req: { environment: string; service: string; keys: string[] };

@@ -205,6 +205,22 @@ function get(id: EntryId): GetReply | Promise<GetReply> {
 }
 
 /**
+ * GET with the secret value decrypted (`?reveal=true`, for a token with `secrets:read`):
+ * read from the store, never cached in clear.
+ */
+async function reveal(id: EntryId): Promise<GetReply> {
+  let e = id.service ? await stored(() => store.get(id)) : undefined;
+  e ??= await stored(() => store.get({ ...id, service: "" }));
+  if (!e) notFound(id);
+  const view = entryView(e, true);
+  if (e.secret && e.value !== null) {
+    if (!secrets) throw new Error("secret entry but no encryption key loaded");
+    view.value = JSON.parse(await secrets.decrypt(e.value));
+  }
+  return { body: JSON.stringify(view), etag: etagOf(e), stale: false };
+}
+
+/**
  * Bulk GET as a ready JSON object text `{"key": value, …}` (service scope first, then
  * global; missing keys left out). Cache hits are answered synchronously; the misses of
  * both scopes are read with one query each.
@@ -510,6 +526,8 @@ serveActor<ConfigCalls>({
         return monitor.tick(ctx);
       case "get":
         return get(msg.id);
+      case "reveal":
+        return reveal(msg.id);
       case "bulk":
         return bulk(msg.environment, msg.service, msg.keys);
       case "list":

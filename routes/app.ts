@@ -8,6 +8,8 @@ import { bodyLimit } from "hono/body-limit";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { errorToProblem, problem, problemResponse } from "../lib/problem.ts";
 import { log } from "../lib/log.ts";
+import { Authenticator, loadTokens, RateLimiter, requiredScope } from "../lib/auth.ts";
+import type { ApiToken } from "../lib/auth.ts";
 import type { Settings } from "../lib/settings.ts";
 import { type AppEnv, newRouter } from "./router.ts";
 import { healthRoutes } from "./health.ts";
@@ -40,6 +42,8 @@ export interface AppDeps {
   health?: HealthClient;
   /** The FlagActor; feature-flag and OFREP routes are mounted with it. */
   flags?: FlagClient;
+  /** API tokens (default: loaded from the settings); none means the service is open. */
+  tokens?: ApiToken[];
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -63,7 +67,10 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const inner = app.fetch;
   const idPrefix = crypto.randomUUID().slice(0, 8);
   let seq = 0;
-  app.fetch = (req: Request, _env?: unknown, ctx?: ExecutionContext) => {
+  const auth = new Authenticator(deps.tokens ?? loadTokens(deps.settings));
+  const limiter = new RateLimiter(deps.settings.RATE_LIMIT_PER_MINUTE);
+  const guarded = auth.enabled || limiter.enabled;
+  app.fetch = (req: Request, env?: unknown, ctx?: ExecutionContext) => {
     const logging = log.enabled("info");
     const t0 = logging ? performance.now() : 0;
     const given = req.headers.get("x-request-id");
@@ -73,8 +80,57 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       if (logging) logRequest(app, req, res.status, performance.now() - t0, id);
       return res;
     };
-    const res = inner(req, { requestId: id }, ctx);
+    let principal: string | null = null;
+    if (guarded) {
+      const denied = guard(req, env, id);
+      if (denied instanceof Response) return finish(denied);
+      principal = denied;
+    }
+    const res = inner(req, { requestId: id, principal }, ctx);
     return res instanceof Promise ? res.then(finish) : finish(res);
+  };
+
+  /** Token, scope and rate limit: a refusal, or the principal (null when open). */
+  const guard = (req: Request, env: unknown, id: string): Response | string | null => {
+    const url = req.url;
+    const start = url.indexOf("/", url.indexOf("//") + 2);
+    const q = url.indexOf("?", start);
+    const path = q < 0 ? url.slice(start) : url.slice(start, q);
+    const scopes = requiredScope(req.method, path, q < 0 ? "" : url.slice(q));
+    if (!scopes) return null;
+    let principal: string | null = null;
+    let key: string;
+    if (auth.enabled) {
+      const r = auth.check(req.headers.get("authorization"), scopes);
+      if (!r.ok) {
+        return problemResponse(
+          problem(r.status, r.detail, { instance: path, request_id: id }),
+          r.status === 401 ? { "www-authenticate": 'Bearer realm="config-service"' } : {},
+        );
+      }
+      principal = r.principal;
+      key = r.key;
+    } else {
+      const addr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
+      key = `addr:${addr?.hostname ?? "unknown"}`;
+    }
+    if (limiter.enabled) {
+      const wait = limiter.take(key);
+      if (wait > 0) {
+        return problemResponse(
+          problem(
+            429,
+            `Rate limit of ${deps.settings.RATE_LIMIT_PER_MINUTE} requests a minute exceeded`,
+            {
+              instance: path,
+              request_id: id,
+            },
+          ),
+          { "retry-after": String(wait) },
+        );
+      }
+    }
+    return principal;
   };
 
   // Only methods that carry a body pay for the limit; chunked bodies are counted as read.

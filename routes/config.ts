@@ -117,9 +117,13 @@ export function configRoutes(deps: ConfigDeps) {
     service: service ?? "",
     key,
   });
+  // With tokens, the fetch wrapper has already checked `secrets:read` for `?reveal=true`.
   const refuseReveal = (c: Context<AppEnv>) => {
-    if (c.req.query("reveal") === "true") {
-      throw new ForbiddenError("Revealing secret values needs a token with the secrets:read scope");
+    if (c.env.principal === null) {
+      throw new ForbiddenError(
+        "Revealing secret values needs a token with the secrets:read scope, and no API " +
+          "tokens are configured (API_TOKENS, API_TOKENS_FILE)",
+      );
     }
   };
 
@@ -349,7 +353,14 @@ export function configRoutes(deps: ConfigDeps) {
   };
   r.get("/api/v1/config/:key", (c): Response | Promise<Response> => {
     const { entryId, reveal } = parseGet(c);
-    if (reveal) refuseReveal(c);
+    if (reveal) {
+      refuseReveal(c);
+      return config.reveal({ id: entryId }).then((res) => {
+        const out = getResponse(res, undefined);
+        out.headers.set("cache-control", "no-store");
+        return out;
+      });
+    }
     const inm = c.req.header("if-none-match");
     // A hot key is answered on this thread, synchronously; otherwise the actor answers.
     const near = config.getNear(entryId);
@@ -492,8 +503,11 @@ export function configRoutes(deps: ConfigDeps) {
   return r;
 }
 
-/** `updated_by`: the `X-User` header until tokens name a principal, else "anonymous". */
+/**
+ * `updated_by`: the API token's name; without tokens the `X-User` header, else "anonymous".
+ */
 function principal(c: Context<AppEnv>): string {
+  if (c.env.principal) return c.env.principal;
   const u = c.req.header("x-user");
   if (u === undefined || u === "") return "anonymous";
   if (!USER_PATTERN.test(u)) {

@@ -26,8 +26,9 @@ export function fieldErrors(error: ZodError, target: string): FieldError[] {
   }));
 }
 
-/** `requestId` is handed in by the fetch wrapper of routes/app.ts. */
-export type AppEnv = { Bindings: { requestId: string } };
+/** `requestId` and `principal` (the API token's name, null when open) come from the fetch
+ * wrapper of routes/app.ts. */
+export type AppEnv = { Bindings: { requestId: string; principal: string | null } };
 
 export function newRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({

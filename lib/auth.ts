@@ -1,0 +1,222 @@
+/**
+ * API tokens: `Authorization: Bearer <token>` checked against SHA-256 digests (from
+ * `API_TOKENS_FILE`, and `API_TOKENS` hashed at start), compared in constant time. Each
+ * token has a name (the principal written as `updated_by`) and scopes; each request needs
+ * the scope of its route. A per-token (or, unauthenticated, per-address) token bucket
+ * enforces `RATE_LIMIT_PER_MINUTE`.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { z } from "zod";
+
+export const SCOPES = [
+  "config:read",
+  "config:write",
+  "registry:read",
+  "registry:write",
+  "flags:read",
+  "flags:write",
+  "secrets:read",
+  "admin",
+] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface ApiToken {
+  name: string;
+  digest: Buffer;
+  scopes: Set<Scope>;
+}
+
+/** A token configuration that cannot be used; names the setting. */
+export class TokenConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+const FileEntry = z.object({
+  name: z.string().min(1).max(128),
+  token_sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex characters"),
+  scopes: z.array(z.enum(SCOPES)).min(1),
+});
+
+export function sha256(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+/**
+ * `API_TOKENS`: `name:token:scope,scope;name:token:scope` (the token holds no `:` or `;`).
+ * @throws {TokenConfigError}
+ */
+export function parseInlineTokens(value: string): ApiToken[] {
+  return value.split(";").map((s) => s.trim()).filter(Boolean).map((entry, i) => {
+    const a = entry.indexOf(":");
+    const b = a < 0 ? -1 : entry.indexOf(":", a + 1);
+    if (a <= 0 || b <= a + 1) {
+      throw new TokenConfigError("API_TOKENS", `entry ${i + 1} is not name:token:scopes`);
+    }
+    const scopes = entry.slice(b + 1).split(",").map((x) => x.trim()).filter(Boolean);
+    const bad = scopes.filter((x) => !(SCOPES as readonly string[]).includes(x));
+    if (scopes.length === 0 || bad.length > 0) {
+      throw new TokenConfigError(
+        "API_TOKENS",
+        `entry ${i + 1} (${entry.slice(0, a)}): unknown scope ${bad.join(", ") || "(none)"}; ` +
+          `scopes are ${SCOPES.join(", ")}`,
+      );
+    }
+    const token = entry.slice(a + 1, b);
+    if (token.length < 16) {
+      throw new TokenConfigError("API_TOKENS", `entry ${i + 1}: tokens need 16 characters or more`);
+    }
+    return { name: entry.slice(0, a), digest: sha256(token), scopes: new Set(scopes as Scope[]) };
+  });
+}
+
+/** `API_TOKENS_FILE`: a JSON list of `{name, token_sha256, scopes}`. @throws {TokenConfigError} */
+export function parseTokenFile(text: string): ApiToken[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new TokenConfigError("API_TOKENS_FILE", "is not valid JSON");
+  }
+  const r = z.array(FileEntry).safeParse(doc);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new TokenConfigError(
+      "API_TOKENS_FILE",
+      `${
+        i.path.join(".") || "document"
+      }: ${i.message} (expected a list of {name, token_sha256, scopes})`,
+    );
+  }
+  return r.data.map((e) => ({
+    name: e.name,
+    digest: Buffer.from(e.token_sha256, "hex"),
+    scopes: new Set(e.scopes),
+  }));
+}
+
+/** Every configured token; empty means the service runs open. @throws {TokenConfigError} */
+export function loadTokens(
+  s: { API_TOKENS?: string; API_TOKENS_FILE?: string; AUTH_REQUIRED: boolean },
+): ApiToken[] {
+  const tokens: ApiToken[] = [];
+  if (s.API_TOKENS_FILE) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(s.API_TOKENS_FILE);
+    } catch (err) {
+      throw new TokenConfigError("API_TOKENS_FILE", `cannot be read (${(err as Error).message})`);
+    }
+    tokens.push(...parseTokenFile(text));
+  }
+  if (s.API_TOKENS) tokens.push(...parseInlineTokens(s.API_TOKENS));
+  const names = new Set<string>();
+  for (const t of tokens) {
+    if (names.has(t.name)) {
+      throw new TokenConfigError(
+        s.API_TOKENS_FILE ? "API_TOKENS_FILE" : "API_TOKENS",
+        `token name ${t.name} is used twice`,
+      );
+    }
+    names.add(t.name);
+  }
+  if (tokens.length === 0 && s.AUTH_REQUIRED) {
+    throw new TokenConfigError(
+      "AUTH_REQUIRED",
+      "is true but no API_TOKENS or API_TOKENS_FILE gives a token",
+    );
+  }
+  return tokens;
+}
+
+/** The scope a request needs, or null for the open endpoints. */
+export function requiredScope(method: string, path: string, search: string): Scope[] | null {
+  const read = method === "GET" || method === "HEAD";
+  if (path.startsWith("/api/v1/config")) {
+    // POST /config/bulk reads.
+    const scope: Scope = read || path === "/api/v1/config/bulk" ? "config:read" : "config:write";
+    return /[?&]reveal=true(&|$)/.test(search) ? [scope, "secrets:read"] : [scope];
+  }
+  if (path.startsWith("/api/v1/registry")) return [read ? "registry:read" : "registry:write"];
+  if (path.startsWith("/api/v1/feature-flags")) {
+    return [path === "/api/v1/feature-flags/sync" && !read ? "flags:write" : "flags:read"];
+  }
+  if (path.startsWith("/ofrep/")) return ["flags:read"];
+  if (path === "/metrics") return ["admin"];
+  if (path.startsWith("/api/")) return ["admin"];
+  return null;
+}
+
+export type AuthResult =
+  | { ok: true; principal: string | null; key: string }
+  | { ok: false; status: 401 | 403; detail: string };
+
+export class Authenticator {
+  readonly #tokens: ApiToken[];
+  constructor(tokens: ApiToken[]) {
+    this.#tokens = tokens;
+  }
+  get enabled(): boolean {
+    return this.#tokens.length > 0;
+  }
+
+  /** Checks the `Authorization` header against the scopes the route needs. */
+  check(authorization: string | null, scopes: Scope[]): AuthResult {
+    const m = authorization?.match(/^Bearer[ ]+(\S+)\s*$/i);
+    if (!m) {
+      return {
+        ok: false,
+        status: 401,
+        detail: authorization
+          ? "The Authorization header must be `Bearer <token>`"
+          : "An API token is required: `Authorization: Bearer <token>`",
+      };
+    }
+    const digest = sha256(m[1]);
+    let found: ApiToken | undefined;
+    // Every digest is compared, so the time taken does not depend on which one matches.
+    for (const t of this.#tokens) {
+      if (timingSafeEqual(t.digest, digest) && !found) found = t;
+    }
+    if (!found) return { ok: false, status: 401, detail: "The API token is not valid" };
+    const missing = scopes.filter((s) => !found!.scopes.has(s) && !found!.scopes.has("admin"));
+    if (missing.length > 0) {
+      return {
+        ok: false,
+        status: 403,
+        detail: `Token ${found.name} lacks the scope ${missing.join(" and ")}`,
+      };
+    }
+    return { ok: true, principal: found.name, key: `token:${found.name}` };
+  }
+}
+
+/** Token buckets: `perMinute` requests a minute per key, refilled continuously. */
+export class RateLimiter {
+  readonly #perMinute: number;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(perMinute: number) {
+    this.#perMinute = perMinute;
+  }
+  get enabled(): boolean {
+    return this.#perMinute > 0;
+  }
+  /** Takes one request; returns 0 when allowed, else the seconds to wait. */
+  take(key: string, now = performance.now()): number {
+    const rate = this.#perMinute / 60_000;
+    let b = this.#buckets.get(key);
+    if (!b) {
+      if (this.#buckets.size >= 100_000) this.#buckets.clear();
+      b = { tokens: this.#perMinute, at: now };
+      this.#buckets.set(key, b);
+    }
+    b.tokens = Math.min(this.#perMinute, b.tokens + (now - b.at) * rate);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000));
+  }
+}
