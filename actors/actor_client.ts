@@ -17,6 +17,7 @@ import {
   serializeError,
 } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
+import { actorCallDuration } from "../lib/metrics.ts";
 import type { Settings } from "../lib/settings.ts";
 import type {
   ActorEvent,
@@ -47,6 +48,8 @@ interface Pending {
   reject: (e: unknown) => void;
   deadline: number;
   type: string;
+  /** performance.now() when the call was made. */
+  t0: number;
 }
 
 const MAX_RESTART_DELAY_MS = 5_000;
@@ -155,6 +158,10 @@ export class ActorClient<M extends CallMap> {
           const p = this.#pending.get(r.id);
           if (!p) continue; // timed out already
           this.#pending.delete(r.id);
+          actorCallDuration.observe(
+            [this.name, r.ok ? "ok" : "error"],
+            (performance.now() - p.t0) / 1000,
+          );
           if (r.ok) p.resolve(r.value);
           else p.reject(deserializeError(r.error));
         }
@@ -234,6 +241,7 @@ export class ActorClient<M extends CallMap> {
         reject,
         deadline: Date.now() + timeoutMs,
         type: msg.type,
+        t0: performance.now(),
       });
       this.#queue.push({ id, msg: msg as MessageOf<M> });
       this.#startSweeper();
@@ -294,6 +302,7 @@ export class ActorClient<M extends CallMap> {
     for (const [id, p] of this.#pending) {
       if (p.deadline > now) continue;
       this.#pending.delete(id);
+      actorCallDuration.observe([this.name, "timeout"], (performance.now() - p.t0) / 1000);
       const i = this.#queue.findIndex((c) => c.id === id);
       if (i >= 0) this.#queue.splice(i, 1);
       p.reject(new ActorTimeoutError(this.name, this.#timeoutMs));

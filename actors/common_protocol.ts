@@ -1,5 +1,6 @@
 /** Messages every actor answers. Types only. */
 import type { BackendStatus } from "./protocol.ts";
+import type { Collected } from "../lib/metrics.ts";
 
 type NoFields = Record<never, never>;
 
@@ -8,6 +9,8 @@ export type CommonCalls = {
   ping: { req: NoFields; res: { actor: string; ok: true } };
   /** Probes the actor's backends now. */
   status: { req: NoFields; res: BackendStatus[] };
+  /** The actor's own metric families, read when `/metrics` is scraped. */
+  metrics: { req: NoFields; res: Collected[] };
   /** Self-message: periodic probe of the backends. */
   probe: { req: NoFields; res: BackendStatus[] };
 };

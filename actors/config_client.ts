@@ -46,9 +46,16 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
 
   /** A GET answer without the worker hop, when the main thread holds a current one. */
   getNear(id: EntryId): GetReply | undefined {
-    if (this.#storeFailing) return undefined;
-    return this.near.get(group(id.environment, id.key), id.service);
+    const r = this.#storeFailing
+      ? undefined
+      : this.near.get(group(id.environment, id.key), id.service);
+    if (r) this.nearHits++;
+    else this.nearMisses++;
+    return r;
   }
+  /** Reads answered by {@link getNear}, and those it sent on to the actor (for /metrics). */
+  nearHits = 0;
+  nearMisses = 0;
 
   /** A secret's value in clear; never kept on this thread. */
   reveal(r: Req<"reveal">): Promise<GetReply> {

@@ -518,6 +518,26 @@ serveActor<ConfigCalls>({
   },
   handle(msg, ctx) {
     switch (msg.type) {
+      case "metrics":
+        return (async () => [
+          {
+            name: "config_cache_lookups_total",
+            help: "ConfigActor cache lookups by result",
+            type: "counter" as const,
+            samples: [
+              { labels: { result: "hit" }, value: cache?.hits ?? 0 },
+              { labels: { result: "miss" }, value: cache?.misses ?? 0 },
+            ],
+          },
+          {
+            name: "config_outbox_backlog",
+            help: "Configuration change events not yet published to Kafka",
+            type: "gauge" as const,
+            samples: storeReady
+              ? [{ value: await stored(() => store.backlog()).catch(() => NaN) }]
+              : [],
+          },
+        ])();
       case "ping":
         return { actor: "config", ok: true };
       case "status":

@@ -85,6 +85,9 @@ let metrics = new Map<string, MetricsBucket["toggles"]>();
 let metricsStart = new Date().toISOString();
 
 const FETCH_TIMEOUT_MS = 10_000;
+/** Evaluations answered, by reason (for /metrics). */
+const reasons = new Map<string, number>();
+const counted = (reason: string) => reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
 const RELAY_IDLE_MS = 5_000;
 const REDIS_KEY = (env: string) => `config-service:flags:${env}`;
 
@@ -393,6 +396,7 @@ async function evaluate(op: "evaluate" | "boolean" | "bulk", text: string): Prom
     for (const { name, td } of items) {
       if ("field" in td) continue;
       const r = await evaluateTyped(client, name, td.type, td.def, ctx);
+      counted(r.reason);
       out[name] = r.error_code === undefined
         ? { value: r.value, reason: r.reason }
         : { value: r.value, reason: r.reason, error_code: r.error_code };
@@ -427,6 +431,7 @@ async function evaluate(op: "evaluate" | "boolean" | "bulk", text: string): Prom
   if (op === "evaluate" && r.variant !== undefined) out.variant = r.variant;
   out.environment = env;
   if (r.error_code !== undefined) out.error_code = r.error_code;
+  counted(r.reason);
   return JSON.stringify(out);
 }
 
@@ -437,12 +442,14 @@ function ofrepOne(
 ): { status: number; body: Record<string, unknown> } {
   try {
     const r = provider.untyped(key, ctx);
+    counted(r.reason);
     return {
       status: 200,
       body: { key, value: r.value, reason: r.reason, variant: r.variant, metadata: {} },
     };
   } catch (err) {
     if (err instanceof OpenFeatureError) {
+      counted("ERROR");
       const notFound = err.code === ErrorCode.FLAG_NOT_FOUND;
       return {
         status: notFound ? 404 : 400,
@@ -621,6 +628,24 @@ serveActor<FlagCalls>({
   },
   handle(msg, ctx) {
     switch (msg.type) {
+      case "metrics":
+        return [
+          {
+            name: "flag_evaluations_total",
+            help: "Feature-flag evaluations by OpenFeature reason",
+            type: "counter" as const,
+            samples: [...reasons].map(([reason, value]) => ({ labels: { reason }, value })),
+          },
+          {
+            name: "flag_definitions",
+            help: "Flags known per environment",
+            type: "gauge" as const,
+            samples: [...envs].map(([environment, st]) => ({
+              labels: { environment, freshness: freshness(st) },
+              value: st.set.features.size,
+            })),
+          },
+        ];
       case "ping":
         return { actor: "flags", ok: true };
       case "status":

@@ -76,6 +76,13 @@ serveActor<HealthCalls>({
   },
   async handle(msg, ctx) {
     switch (msg.type) {
+      case "metrics":
+        return [{
+          name: "health_check_targets",
+          help: "Instances the HealthActor checks (on the leading replica)",
+          type: "gauge" as const,
+          samples: [{ value: active && enabled ? targets.size : 0 }],
+        }];
       case "ping":
         return { actor: "health", ok: true };
       case "status":

@@ -5,6 +5,7 @@
  */
 import { ConfigClient } from "./config_client.ts";
 import { FlagClient } from "./flags_client.ts";
+import { healthChecks } from "../lib/metrics.ts";
 import { HealthClient } from "./health_client.ts";
 import { RegistryClient } from "./registry_client.ts";
 import type { Settings } from "../lib/settings.ts";
@@ -44,6 +45,7 @@ export async function startActors(settings: Settings, hub: WatchHub): Promise<Ac
     onEvent: (e) => {
       if (e.type !== "health_results") return;
       for (const r of e.results) {
+        healthChecks.inc([r.healthy ? "healthy" : "unhealthy"]);
         const [service, id] = r.key.split("/");
         actors.registry.healthResult({
           service,

@@ -335,6 +335,16 @@ serveActor<RegistryCalls>({
   },
   async handle(msg, ctx) {
     switch (msg.type) {
+      case "metrics": {
+        const by = new Map<string, number>();
+        for (const i of allInstances()) by.set(i.status, (by.get(i.status) ?? 0) + 1);
+        return [{
+          name: "registry_instances",
+          help: "Registered service instances by status",
+          type: "gauge" as const,
+          samples: [...by].map(([status, value]) => ({ labels: { status }, value })),
+        }];
+      }
       case "ping":
         return { actor: "registry", ok: true };
       case "status":

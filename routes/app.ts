@@ -18,6 +18,8 @@ import { docsRoutes } from "./docs.ts";
 import type { ActorHandle } from "./actors.ts";
 import { configRoutes } from "./config.ts";
 import { registryRoutes } from "./registry.ts";
+import { metricsRoutes } from "./metrics.ts";
+import { httpDuration } from "../lib/metrics.ts";
 import { flagRoutes } from "./flags.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
@@ -72,12 +74,15 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const guarded = auth.enabled || limiter.enabled;
   app.fetch = (req: Request, env?: unknown, ctx?: ExecutionContext) => {
     const logging = log.enabled("info");
-    const t0 = logging ? performance.now() : 0;
+    const t0 = performance.now();
     const given = req.headers.get("x-request-id");
     const id = given && REQUEST_ID.test(given) ? given : `${idPrefix}-${(++seq).toString(36)}`;
     const finish = (res: Response) => {
       if (!res.headers.has("x-request-id")) res.headers.set("x-request-id", id);
-      if (logging) logRequest(app, req, res.status, performance.now() - t0, id);
+      const ms = performance.now() - t0;
+      const route = routeOf(app, req);
+      httpDuration.observe([req.method, route ?? "unmatched", String(res.status)], ms / 1000);
+      if (logging) logRequest(req, route, res.status, ms, id);
       return res;
     };
     let principal: string | null = null;
@@ -151,6 +156,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.notFound((c) => notFoundOrNotAllowed(app, c));
 
   app.route("/", metaRoutes(deps));
+  app.route("/", metricsRoutes({ actors: deps.actors, config: deps.config }));
   app.route("/", healthRoutes(deps));
   if (deps.config && deps.hub) {
     app.route("/", configRoutes({ settings: deps.settings, config: deps.config, hub: deps.hub }));
@@ -187,27 +193,43 @@ function notFoundOrNotAllowed(app: OpenAPIHono<AppEnv>, c: Context<AppEnv>): Res
 }
 
 function logRequest(
-  app: OpenAPIHono<AppEnv>,
   req: Request,
+  route: string | null,
   status: number,
   ms: number,
   id: string,
 ): void {
-  const path = new URL(req.url).pathname;
-  // The matched route pattern, for grouping; only looked up when the line is written.
-  const matched = app.router.match(req.method, path)[0] as unknown as [[unknown, {
-    path: string;
-    method: string;
-  }]][];
-  const route = matched.map((m) => m[0][1]).filter((r) => r.path !== "*").at(-1)?.path ?? null;
   log.info("request", {
     method: req.method,
     route,
-    path,
+    path: pathOf(req.url),
     status,
     ms: Math.round(ms * 100) / 100,
     request_id: id,
   });
+}
+
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const q = url.indexOf("?", start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
+}
+
+/** Matched route patterns by method + path (bounded): metrics label every request by route. */
+const routes = new Map<string, string | null>();
+function routeOf(app: OpenAPIHono<AppEnv>, req: Request): string | null {
+  const path = pathOf(req.url);
+  const k = `${req.method} ${path}`;
+  let route = routes.get(k);
+  if (route !== undefined) return route;
+  const matched = app.router.match(req.method, path)[0] as unknown as [[unknown, {
+    path: string;
+    method: string;
+  }]][];
+  route = matched.map((m) => m[0][1]).filter((r) => r.path !== "*").at(-1)?.path ?? null;
+  if (routes.size >= 5_000) routes.clear();
+  routes.set(k, route);
+  return route;
 }
 
 const patterns = new Map<string, RegExp>();
