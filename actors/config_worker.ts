@@ -61,6 +61,26 @@ end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
 return 1`;
 
+/**
+ * The L2 watermark: every change with a sequence up to it is in Redis (or a newer version
+ * of its entry is). It only moves over a range some replica pushed in full, so changes made
+ * while Redis was unreachable are replayed from the change log before L2 is trusted again —
+ * by whichever replica next connects, also one started after all the others died.
+ */
+const L2_SEQ_KEY = "cs:cfg:l2seq";
+const ADVANCE_L2_SEQ = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur >= tonumber(ARGV[1]) and cur < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`;
+/** L2 is not read while true: at start and after losing Redis, until a repair ran. */
+let l2Dirty = true;
+let l2Repairing = false;
+/** Watermark advances of the tail, in order. */
+let l2Chain: Promise<unknown> = Promise.resolve();
+
 let monitor: BackendMonitor;
 let store: ConfigStore;
 /** False until migrations ran: a store that is down at start is retried, not fatal. */
@@ -140,14 +160,42 @@ async function stored<T>(fn: () => Promise<T>): Promise<T> {
 
 const redisKey = (id: EntryId) => `cs:cfg:${JSON.stringify([id.environment, id.service, id.key])}`;
 
-function l2Put(id: EntryId, version: number, entry: StoredEntry | null): void {
-  if (!redis || redis.status !== "ready") return;
-  redis.eval(SET_IF_NEWER, 1, redisKey(id), version, JSON.stringify(entry), REDIS_TTL_S)
-    .catch(() => {});
+/** Forward-only put; resolves whether it reached Redis. */
+function l2Put(id: EntryId, version: number, entry: StoredEntry | null): Promise<boolean> {
+  if (!redis || redis.status !== "ready") return Promise.resolve(false);
+  return redis.eval(SET_IF_NEWER, 1, redisKey(id), version, JSON.stringify(entry), REDIS_TTL_S)
+    .then(() => true, () => false);
+}
+
+/** Replays the changes past the watermark into L2, then trusts L2 again. */
+async function repairL2(): Promise<void> {
+  if (!redis || l2Repairing || !storeReady || redis.status !== "ready") return;
+  l2Repairing = true;
+  try {
+    let from = Number(await redis.get(L2_SEQ_KEY) ?? 0);
+    let replayed = 0;
+    while (true) {
+      const changes: StoredChange[] = await store.changesSince(from, {}, 1000);
+      if (changes.length === 0) break;
+      const oks = await Promise.all(changes.map((c) => l2Put(c, c.version, changeEntry(c))));
+      if (!oks.every(Boolean)) return;
+      const to = changes[changes.length - 1].seq;
+      await redis.eval(ADVANCE_L2_SEQ, 1, L2_SEQ_KEY, from, to);
+      replayed += changes.length;
+      from = to;
+      if (changes.length < 1000) break;
+    }
+    if (l2Dirty && replayed > 0) log.info("L2 cache repaired from the change log", { replayed });
+    l2Dirty = false;
+  } catch (err) {
+    log.warn("L2 cache repair failed; retrying", { error: (err as Error).message });
+  } finally {
+    l2Repairing = false;
+  }
 }
 
 async function l2Get(id: EntryId): Promise<StoredEntry | null | undefined> {
-  if (!redis || redis.status !== "ready") return undefined;
+  if (!redis || redis.status !== "ready" || l2Dirty) return undefined;
   try {
     const v = await redis.get(redisKey(id));
     if (v === null) return undefined;
@@ -283,7 +331,7 @@ async function write(op: WriteOp, ctx: Ctx): Promise<WriteReply> {
   if (res.change.seq > committedSeq) committedSeq = res.change.seq;
   const key = idKey(op.id);
   cache.set(key, slotOf(res.entry));
-  l2Put(op.id, res.change.version, res.entry);
+  void l2Put(op.id, res.change.version, res.entry);
   if (redis?.status === "ready") {
     redis.publish(INVALIDATE_CHANNEL, JSON.stringify({ seq: res.change.seq, from: instance }))
       .catch(() => {});
@@ -348,16 +396,28 @@ async function tail(ctx: Ctx): Promise<void> {
       const changes: StoredChange[] = await store.changesSince(lastSeq, {}, 1000);
       setStoreFailing(false);
       if (changes.length === 0) break;
+      const puts: Promise<boolean>[] = [];
+      const prev = lastSeq;
       for (const c of changes) {
         const key = idKey(c);
         // The writer's own L2 update may not have landed yet: push the committed state so
         // a read here cannot fetch the older one from Redis and keep it (versions only rise).
-        l2Put(c, c.version, changeEntry(c));
+        puts.push(l2Put(c, c.version, changeEntry(c)));
         const cur = cache.peek(key);
         // Our own writes are cached already at this version; others' are dropped.
         if (!cur || cur.version < c.version) cache.invalidate(key);
       }
       lastSeq = changes[changes.length - 1].seq;
+      const next = lastSeq;
+      if (redis) {
+        l2Chain = l2Chain.then(async () => {
+          const ok = (await Promise.all(puts)).every(Boolean);
+          if (!ok) l2Dirty = true;
+          else if (!l2Dirty) {
+            await redis!.eval(ADVANCE_L2_SEQ, 1, L2_SEQ_KEY, prev, next).catch(() => {});
+          }
+        });
+      }
       ctx.emit({ type: "config_changes", changes: changes.map(changeView) });
       if (changes.length === 1000) tailAgain = true;
     } while (tailAgain);
@@ -375,6 +435,7 @@ async function openStore(ctx: Ctx): Promise<void> {
     await store.migrate();
     lastSeq = await store.maxSeq();
     storeReady = true;
+    void repairL2();
     ctx.after(TAIL_MS, { type: "tail_tick" });
     if (producer) ctx.after(0, { type: "relay" });
   } catch (err) {
@@ -494,6 +555,10 @@ serveActor<ConfigCalls>({
       const { createRedis, redisProbe } = await import("../lib/backends/redis.ts");
       redis = createRedis(s);
       probes.push(redisProbe(redis));
+      redis.on("close", () => {
+        l2Dirty = true;
+      });
+      redis.on("ready", () => void repairL2());
       redis.connect().catch(() => {});
       subscriber = createRedis(s, "config-service-sub");
       subscriber.on("message", () => ctx.after(0, { type: "tail" }));
@@ -543,6 +608,7 @@ serveActor<ConfigCalls>({
       case "status":
         return monitor.check(ctx);
       case "probe":
+        if (l2Dirty) void repairL2();
         return monitor.tick(ctx);
       case "get":
         return get(msg.id);
