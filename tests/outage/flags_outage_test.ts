@@ -90,6 +90,7 @@ serverTest(
       // Unleash returns: the next poll makes the definitions live again.
       await stack("start", "unleash");
       unleashStopped = false;
+      const t1 = Date.now();
       const back = await until(
         () => evaluate(svc!, f),
         (r) => r.reason === "STATIC",
@@ -97,6 +98,7 @@ serverTest(
         "recovery",
       );
       assert.equal(back.value, true);
+      console.log(`  flags live again ${Date.now() - t1} ms after Unleash was ready`);
     } finally {
       await killService(svc);
       if (unleashStopped) await stack("start", "unleash");
