@@ -239,7 +239,8 @@ function routePattern(path: string): RegExp {
     const src = path.split("/").map((seg) =>
       seg.startsWith(":") ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
     ).join("/");
-    re = new RegExp(`^${src}/?$`);
+    // Exact, like Hono's strict routing: `/health/` is a 404 for GET, so it is no 405 either.
+    re = new RegExp(`^${src}$`);
     patterns.set(path, re);
   }
   return re;

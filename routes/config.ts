@@ -18,6 +18,7 @@ import {
 import { sseFrame, type WatchFilter, type WatchHub } from "../lib/config/watch_hub.ts";
 import { jsonContent, problemResponses } from "./openapi.ts";
 import type { EntryId } from "../lib/config/model.ts";
+import { MAX_JSON_DEPTH, nestedDeeperThan } from "../lib/json.ts";
 
 export interface ConfigDeps {
   settings: Settings;
@@ -102,6 +103,16 @@ export function configRoutes(deps: ConfigDeps) {
 
   const maxValue = settings.CONFIG_MAX_VALUE_BYTES;
   const valueText = (value: unknown): string => {
+    // Before stringifying: a value nested some ten thousand deep overflowed JSON.stringify
+    // (500) or, shallower, the structured clone of the ConfigActor's reply, which crashed
+    // the worker after the write had committed.
+    if (nestedDeeperThan(value)) {
+      throw new ValidationError([{
+        field: "value",
+        in: "body",
+        message: `nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`,
+      }]);
+    }
     const text = JSON.stringify(value);
     if (new TextEncoder().encode(text).length > maxValue) {
       throw new PayloadTooLargeError([{
@@ -158,6 +169,9 @@ export function configRoutes(deps: ConfigDeps) {
           }]);
         }
       }
+      // HEAD: the headers only. Hono answers HEAD with the GET handler and drops its body
+      // without cancelling it, which left a subscribed watcher behind for every HEAD.
+      if (c.req.method === "HEAD") return c.body(null, 200, SSE_HEADERS);
       return watchStream(c, filter, after, config, hub);
     },
   );
@@ -568,6 +582,11 @@ function parseWait(w: string): number {
 }
 
 const enc = new TextEncoder();
+const SSE_HEADERS = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache",
+  "x-accel-buffering": "no",
+};
 
 function watchStream(
   c: Context<AppEnv>,
@@ -644,9 +663,5 @@ function watchStream(
       clearInterval(heartbeat);
     },
   }, { highWaterMark: 16 });
-  return c.body(stream, 200, {
-    "content-type": "text/event-stream",
-    "cache-control": "no-cache",
-    "x-accel-buffering": "no",
-  });
+  return c.body(stream, 200, SSE_HEADERS);
 }

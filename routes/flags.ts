@@ -8,7 +8,6 @@ import { newRouter } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { Settings } from "../lib/settings.ts";
-import { ValidationError } from "../lib/errors.ts";
 import {
   BooleanBody,
   BulkBody,
@@ -192,16 +191,20 @@ export function flagRoutes(deps: FlagDeps) {
   );
 
   // OFREP (OpenFeature Remote Evaluation Protocol): any OpenFeature SDK's OFREP provider.
-  const ofrepEnv = (c: Context<AppEnv>): string | null => {
+  // An unknown X-Environment is OFREP's own 400 (`INVALID_CONTEXT`), like any other error of
+  // these endpoints, not a problem document: OFREP providers read `errorCode`.
+  const ofrepEnv = (c: Context<AppEnv>, key: string | null): string | null | Response => {
     const e = c.req.header("x-environment") ?? null;
-    if (e !== null && !envs.includes(e)) {
-      throw new ValidationError([{
-        field: "X-Environment",
-        in: "header",
-        message: `must be one of ${envs.join(", ")}`,
-      }]);
-    }
-    return e;
+    if (e === null || envs.includes(e)) return e;
+    const details = `X-Environment must be one of ${envs.join(", ")}`;
+    return json(
+      JSON.stringify(
+        key === null
+          ? { errorCode: "INVALID_CONTEXT", errorDetails: details }
+          : { key, errorCode: "INVALID_CONTEXT", errorDetails: details },
+      ),
+      400,
+    );
   };
   const ofrepHeaders = {
     name: "X-Environment",
@@ -226,9 +229,12 @@ export function flagRoutes(deps: FlagDeps) {
     },
   } as never));
   r.post("/ofrep/v1/evaluate/flags/:key", async (c) => {
+    const key = c.req.param("key");
+    const env = ofrepEnv(c, key);
+    if (env instanceof Response) return env;
     const res = await flags.ofrep({
-      key: c.req.param("key"),
-      env: ofrepEnv(c),
+      key,
+      env,
       body: await c.req.text(),
       inm: null,
     });
@@ -254,9 +260,11 @@ export function flagRoutes(deps: FlagDeps) {
     },
   } as never));
   r.post("/ofrep/v1/evaluate/flags", async (c) => {
+    const env = ofrepEnv(c, null);
+    if (env instanceof Response) return env;
     const res = await flags.ofrep({
       key: null,
-      env: ofrepEnv(c),
+      env,
       body: await c.req.text(),
       inm: c.req.header("if-none-match") ?? null,
     });

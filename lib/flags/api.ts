@@ -5,6 +5,7 @@
 import { z } from "@hono/zod-openapi";
 import { type FieldError, ValidationError } from "../errors.ts";
 import type { FlagType } from "./provider.ts";
+import { MAX_JSON_DEPTH, nestedDeeperThan } from "../json.ts";
 
 /** Flag names: what Unleash accepts (URL-friendly, UTF-8 allowed), at most 255 characters. */
 export const FlagName = z.string().min(1, "must not be empty").max(255).openapi({
@@ -73,16 +74,27 @@ export function bodyErrors(error: z.ZodError): FieldError[] {
   }));
 }
 
-/** Parses JSON text or throws a ValidationError naming the body. */
+/** Parses JSON text (nested at most {@link MAX_JSON_DEPTH} deep) or throws a ValidationError
+ * naming the body. */
 export function parseJsonBody(text: string): unknown {
   if (text.trim() === "") {
     throw new ValidationError([{ field: "body", in: "body", message: "is required" }]);
   }
+  let doc: unknown;
   try {
-    return JSON.parse(text);
+    doc = JSON.parse(text);
   } catch {
     throw new ValidationError([{ field: "body", in: "body", message: "is not valid JSON" }]);
   }
+  // A deeply nested default_value overflowed the stack inside evaluation (500).
+  if (nestedDeeperThan(doc)) {
+    throw new ValidationError([{
+      field: "body",
+      in: "body",
+      message: `nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`,
+    }]);
+  }
+  return doc;
 }
 
 const TYPE_CHECK: Record<FlagType, (v: unknown) => boolean> = {
