@@ -15,6 +15,8 @@
  *   enable the same flags for the same contexts.
  */
 
+import { wrk, type WrkOptions, type WrkResult } from "./wrk.ts";
+
 export const FLAG_ENV = "development";
 export const FLAG_COUNT = 20;
 const REGIONS = ["eu-west", "us-east", "ap-south"];
@@ -175,18 +177,23 @@ end
 
 /**
  * GET `<api>/frontend` of the Unleash server (every enabled toggle for one context), a new
- * userId per request and one of three regions.
+ * userId per request and one of three regions; the run stops after `max` responses.
  */
-export function luaUnleashFrontend(apiPath: string, token: string): string {
+export function luaUnleashFrontend(apiPath: string, token: string, max = 1e12): string {
   return `
 ${luaRegions}
 local headers = {["Authorization"] = ${luaStr(token)}}
 local n = 0
+local answered = 0
 request = function()
   n = n + 1
   local path = "${apiPath}/frontend?userId=user-" .. n .. "&properties%5Bregion%5D=" ..
     regions[(n % 3) + 1] .. "&properties%5Bplan%5D=pro"
   return wrk.format("GET", path, headers)
+end
+response = function()
+  answered = answered + 1
+  if answered >= ${Math.floor(max)} then wrk.thread:stop() end
 end
 `;
 }
@@ -212,6 +219,66 @@ export function unleashFromEnv(): {
 }
 
 type Unleash = NonNullable<ReturnType<typeof unleashFromEnv>>;
+
+/** What Unleash's rate limiter has left for this client address (`RateLimit-*` headers). */
+async function rateBudget(
+  u: Unleash,
+): Promise<{ limit: number; remaining: number; reset: number }> {
+  const res = await fetch(`${u.api}/frontend?userId=budget`, {
+    headers: { Authorization: u.frontendToken },
+  });
+  await res.body?.cancel();
+  const h = (name: string) => Number(res.headers.get(name) ?? NaN);
+  return {
+    limit: h("ratelimit-limit"),
+    remaining: h("ratelimit-remaining"),
+    reset: h("ratelimit-reset"),
+  };
+}
+
+/**
+ * wrk on Unleash's frontend API within its rate limit. Unleash 8 limits its SDK APIs
+ * (`/api/client`, `/api/frontend`) per client address, 20,000 requests per fixed minute by
+ * default (SDK_API_RATE_LIMIT_PER_MINUTE), and answers 429 beyond — cheaper than an
+ * evaluation, so counting them would flatter it. This waits for a fresh window when less
+ * than 15,000 requests are left, then runs the warm-up and the measurement, each stopping
+ * once its share of the window is used (the measurement may end before `o.durationS`).
+ * @returns the measurement and a note on how it was bounded.
+ */
+export async function measureUnleashFrontend(
+  u: Unleash,
+  o: WrkOptions,
+  scriptFile: (lua: string) => string,
+): Promise<{ r: WrkResult; note: string }> {
+  let b = await rateBudget(u);
+  if (Number.isFinite(b.remaining) && b.remaining < 15_000) {
+    await new Promise((r) => setTimeout(r, (b.reset + 1) * 1000));
+    b = await rateBudget(u);
+  }
+  const origin = new URL(u.api).origin;
+  const path = new URL(u.api).pathname.replace(/\/+$/, "");
+  if (!Number.isFinite(b.remaining)) {
+    const lua = scriptFile(luaUnleashFrontend(path, u.frontendToken));
+    await wrk(origin, { ...o, durationS: 2, script: lua });
+    return { r: await wrk(origin, { ...o, script: lua }), note: "no rate limit reported" };
+  }
+  // Leave room for the synced service's polls of /api/client (the same client address).
+  const usable = b.remaining - 300;
+  const warm = Math.min(3_000, Math.floor(usable / 6));
+  await wrk(origin, {
+    ...o,
+    durationS: 2,
+    script: scriptFile(luaUnleashFrontend(path, u.frontendToken, warm)),
+  });
+  const r = await wrk(origin, {
+    ...o,
+    script: scriptFile(luaUnleashFrontend(path, u.frontendToken, usable - warm)),
+  });
+  const note = `Unleash's SDK-API rate limit is ${b.limit} requests/min per client address; ` +
+    `the measurement ${r.seconds < o.durationS - 0.5 ? "stopped" : "ended"} after ` +
+    `${r.requests} requests in ${r.seconds.toFixed(2)} s with ${r.errors} non-2xx`;
+  return { r, note };
+}
 
 async function call(
   u: Unleash,
@@ -255,9 +322,10 @@ function strategyKey(s: Partial<Strategy>): string {
  * Creates the 20 flags in Unleash's default project (idempotent: an existing flag is kept,
  * its FLAG_ENV strategies replaced only if they differ), turns them on in FLAG_ENV, and
  * waits until the client API serves them.
+ * @returns how many flags FLAG_ENV has in all (the frontend API evaluates every one).
  * @throws {Error} when the Admin API refuses or the flags do not show up within 30 s.
  */
-export async function provisionUnleash(u: Unleash): Promise<void> {
+export async function provisionUnleash(u: Unleash): Promise<number> {
   const defs = flagDefinitions();
   const base = "/admin/projects/default/features";
   for (const d of defs) {
@@ -285,7 +353,7 @@ export async function provisionUnleash(u: Unleash): Promise<void> {
       const f = doc.features.find((x) => x.name === name);
       return f?.enabled && f.strategies.map(strategyKey).join("|") === key;
     });
-    if (ready) return;
+    if (ready) return doc.features.length;
     if (Date.now() > deadline) {
       throw new Error("the bench flags did not reach Unleash's client API");
     }

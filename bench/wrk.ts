@@ -5,6 +5,9 @@ export interface WrkResult {
   p50_ms: number;
   p99_ms: number;
   errors: number;
+  /** Responses completed, and the seconds they took (less than asked if the script stopped). */
+  requests: number;
+  seconds: number;
 }
 
 export interface WrkOptions {
@@ -48,5 +51,16 @@ export async function wrk(url: string, o: WrkOptions): Promise<WrkResult> {
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);
   const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const errors = non2xx + (sockErr ? sockErr.slice(1).map(Number).reduce((a, b) => a + b, 0) : 0);
-  return { rps, p50_ms: pct("50"), p99_ms: pct("99"), errors };
+  const done = /(\d+) requests in ([\d.]+)(us|ms|s|m)\b/.exec(text);
+  const seconds = done
+    ? Number(done[2]) * ({ us: 1e-6, ms: 1e-3, s: 1, m: 60 } as Record<string, number>)[done[3]]
+    : NaN;
+  return {
+    rps,
+    p50_ms: pct("50"),
+    p99_ms: pct("99"),
+    errors,
+    requests: Number(done?.[1] ?? NaN),
+    seconds,
+  };
 }
