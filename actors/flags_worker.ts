@@ -2,7 +2,8 @@
 /**
  * FlagActor: keeps each environment's flag definitions (from Unleash or the flags file),
  * persists them as last-known-good, caches them in Redis, publishes what changed, and
- * evaluates locally through OpenFeature with our provider over Unleash's engine.
+ * evaluates locally with our OpenFeature provider over Unleash's engine (its resolve methods
+ * called directly, mapped as the SDK maps them: see `evaluateDirect`).
  *
  * State per environment: the definitions and how current they are. A poll with ETag runs
  * every source interval; a change is stored with its events in one transaction, then the
@@ -12,7 +13,6 @@ import type { Redis } from "ioredis";
 import type { Producer } from "kafkajs";
 import type { EvaluationContext } from "@openfeature/server-sdk";
 import { ErrorCode, OpenFeatureError } from "@openfeature/server-sdk";
-import type { Client } from "@openfeature/server-sdk";
 import { serveActor } from "./actor_host.ts";
 import type { ActorContext } from "./actor_host.ts";
 import { BackendMonitor } from "./monitor.ts";
@@ -24,10 +24,9 @@ import type { FieldError } from "../lib/errors.ts";
 import { type Evaluation, type FeatureInterface, FlagSet } from "../lib/flags/engine.ts";
 import {
   type EnvView,
-  evaluateTyped,
+  evaluateDirect,
   type Freshness,
   LocalUnleashProvider,
-  openFeatureClient,
   type Resolution,
 } from "../lib/flags/provider.ts";
 import {
@@ -72,7 +71,6 @@ let store: FlagStore;
 let redis: Redis | null = null;
 let producer: Producer | null = null;
 let monitor: BackendMonitor;
-let client: Client;
 let provider: LocalUnleashProvider;
 let environments: string[];
 let defaultEnv: string;
@@ -395,7 +393,7 @@ async function evaluate(op: "evaluate" | "boolean" | "bulk", text: string): Prom
     const out: Record<string, Omit<Resolution, "variant">> = {};
     for (const { name, td } of items) {
       if ("field" in td) continue;
-      const r = await evaluateTyped(client, name, td.type, td.def, ctx);
+      const r = evaluateDirect(provider, name, td.type, td.def, ctx);
       counted(r.reason);
       out[name] = r.error_code === undefined
         ? { value: r.value, reason: r.reason }
@@ -416,8 +414,8 @@ async function evaluate(op: "evaluate" | "boolean" | "bulk", text: string): Prom
   );
   if ("field" in td) errors.push(td);
   if (errors.length > 0 || "field" in td) throw new ValidationError(errors);
-  const r = await evaluateTyped(
-    client,
+  const r = evaluateDirect(
+    provider,
     body.flag_name,
     td.type,
     td.def,
@@ -603,7 +601,6 @@ serveActor<FlagCalls>({
       defaultEnvironment: defaultEnv,
     });
     provider.onEvaluated = count;
-    client = await openFeatureClient(provider);
     monitor = new BackendMonitor([{
       ...source.probe,
       describe: () => ({
