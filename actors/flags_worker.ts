@@ -376,7 +376,7 @@ function ofContext(
   return ctx;
 }
 
-async function evaluate(op: "evaluate" | "boolean" | "bulk", text: string): Promise<string> {
+function evaluate(op: "evaluate" | "boolean" | "bulk", text: string): string {
   const raw = parseJsonBody(text);
   const errors: FieldError[] = [];
   if (op === "bulk") {
