@@ -47,24 +47,35 @@ export class Counter implements Metric {
   }
 }
 
+export interface HistogramSeries {
+  labels: string[];
+  counts: number[];
+  sum: number;
+  n: number;
+}
+
 export class Histogram implements Metric {
-  readonly #series = new Map<
-    string,
-    { labels: string[]; counts: number[]; sum: number; n: number }
-  >();
+  readonly #series = new Map<string, HistogramSeries>();
   constructor(
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[],
     readonly buckets: readonly number[],
   ) {}
-  observe(labels: readonly string[], value: number): void {
+  /** The series of `labels`, to observe into without looking it up again (hot paths). */
+  series(labels: readonly string[]): HistogramSeries {
     const k = labels.join("\u0000");
     let s = this.#series.get(k);
     if (!s) {
       s = { labels: [...labels], counts: new Array(this.buckets.length).fill(0), sum: 0, n: 0 };
       this.#series.set(k, s);
     }
+    return s;
+  }
+  observe(labels: readonly string[], value: number): void {
+    this.observeInto(this.series(labels), value);
+  }
+  observeInto(s: HistogramSeries, value: number): void {
     const b = this.buckets;
     for (let i = 0; i < b.length; i++) {
       if (value <= b[i]) {

@@ -19,7 +19,7 @@ import type { ActorHandle } from "./actors.ts";
 import { configRoutes } from "./config.ts";
 import { registryRoutes } from "./registry.ts";
 import { metricsRoutes } from "./metrics.ts";
-import { httpDuration } from "../lib/metrics.ts";
+import { type HistogramSeries, httpDuration } from "../lib/metrics.ts";
 import { flagRoutes } from "./flags.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
@@ -80,9 +80,16 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     const finish = (res: Response) => {
       if (!res.headers.has("x-request-id")) res.headers.set("x-request-id", id);
       const ms = performance.now() - t0;
-      const route = routeOf(app, req);
-      httpDuration.observe([req.method, route ?? "unmatched", String(res.status)], ms / 1000);
-      if (logging) logRequest(req, route, res.status, ms, id);
+      const r = routeOf(app, req);
+      httpDuration.observeInto(
+        r.byStatus[res.status] ??= httpDuration.series([
+          req.method,
+          r.route ?? "unmatched",
+          String(res.status),
+        ]),
+        ms / 1000,
+      );
+      if (logging) logRequest(req, r.route, res.status, ms, id);
       return res;
     };
     let principal: string | null = null;
@@ -215,21 +222,32 @@ function pathOf(url: string): string {
   return q < 0 ? url.slice(start) : url.slice(start, q);
 }
 
-/** Matched route patterns by method + path (bounded): metrics label every request by route. */
-const routes = new Map<string, string | null>();
-function routeOf(app: OpenAPIHono<AppEnv>, req: Request): string | null {
-  const path = pathOf(req.url);
-  const k = `${req.method} ${path}`;
-  let route = routes.get(k);
-  if (route !== undefined) return route;
+/** What a request URL resolved to: its route pattern and its metric series by status. */
+interface Resolved {
+  method: string;
+  route: string | null;
+  byStatus: Record<number, HistogramSeries>;
+}
+
+/**
+ * Route patterns by request URL (bounded): every request is labelled by route in the
+ * metrics, and hot clients repeat URLs, so the router runs once per distinct URL.
+ */
+const routes = new Map<string, Resolved>();
+function routeOf(app: OpenAPIHono<AppEnv>, req: Request): Resolved {
+  const url = req.url;
+  const hit = routes.get(url);
+  if (hit !== undefined && hit.method === req.method) return hit;
+  const path = pathOf(url);
   const matched = app.router.match(req.method, path)[0] as unknown as [[unknown, {
     path: string;
     method: string;
   }]][];
-  route = matched.map((m) => m[0][1]).filter((r) => r.path !== "*").at(-1)?.path ?? null;
+  const route = matched.map((m) => m[0][1]).filter((r) => r.path !== "*").at(-1)?.path ?? null;
   if (routes.size >= 5_000) routes.clear();
-  routes.set(k, route);
-  return route;
+  const r: Resolved = { method: req.method, route, byStatus: {} };
+  routes.set(url, r);
+  return r;
 }
 
 const patterns = new Map<string, RegExp>();
