@@ -20,7 +20,7 @@ import { configRoutes } from "./config.ts";
 import { registryRoutes } from "./registry.ts";
 import { metricsRoutes } from "./metrics.ts";
 import { type HistogramSeries, httpDuration } from "../lib/metrics.ts";
-import { flagRoutes } from "./flags.ts";
+import { fastEvaluation, flagRoutes } from "./flags.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
@@ -72,6 +72,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const auth = new Authenticator(deps.tokens ?? loadTokens(deps.settings));
   const limiter = new RateLimiter(deps.settings.RATE_LIMIT_PER_MINUTE);
   const guarded = auth.enabled || limiter.enabled;
+  const fastFlags = deps.flags ? fastEvaluation(deps.flags) : null;
   app.fetch = (req: Request, env?: unknown, ctx?: ExecutionContext) => {
     const logging = log.enabled("info");
     const t0 = performance.now();
@@ -97,6 +98,10 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       const denied = guard(req, env, id);
       if (denied instanceof Response) return finish(denied);
       principal = denied;
+    }
+    if (fastFlags && req.method === "POST") {
+      const fast = fastFlags(req, id);
+      if (fast) return fast.then(finish);
     }
     const res = inner(req, { requestId: id, principal }, ctx);
     return res instanceof Promise ? res.then(finish) : finish(res);
