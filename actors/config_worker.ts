@@ -67,7 +67,9 @@ return 1`;
  * while Redis was unreachable are replayed from the change log before L2 is trusted again —
  * by whichever replica next connects, also one started after all the others died.
  */
-const L2_SEQ_KEY = "cs:cfg:l2seq";
+/** Set at start: `cs:<namespace of the store>` (see `redisNamespace`). */
+let redisPrefix = "cs";
+const l2SeqKey = () => `${redisPrefix}:cfg:l2seq`;
 const ADVANCE_L2_SEQ = `
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cur >= tonumber(ARGV[1]) and cur < tonumber(ARGV[2]) then
@@ -158,7 +160,8 @@ async function stored<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const redisKey = (id: EntryId) => `cs:cfg:${JSON.stringify([id.environment, id.service, id.key])}`;
+const redisKey = (id: EntryId) =>
+  `${redisPrefix}:cfg:${JSON.stringify([id.environment, id.service, id.key])}`;
 
 /** Forward-only put; resolves whether it reached Redis. */
 function l2Put(id: EntryId, version: number, entry: StoredEntry | null): Promise<boolean> {
@@ -172,7 +175,7 @@ async function repairL2(): Promise<void> {
   if (!redis || l2Repairing || !storeReady || redis.status !== "ready") return;
   l2Repairing = true;
   try {
-    let from = Number(await redis.get(L2_SEQ_KEY) ?? 0);
+    let from = Number(await redis.get(l2SeqKey()) ?? 0);
     let replayed = 0;
     while (true) {
       const changes: StoredChange[] = await store.changesSince(from, {}, 1000);
@@ -180,7 +183,7 @@ async function repairL2(): Promise<void> {
       const oks = await Promise.all(changes.map((c) => l2Put(c, c.version, changeEntry(c))));
       if (!oks.every(Boolean)) return;
       const to = changes[changes.length - 1].seq;
-      await redis.eval(ADVANCE_L2_SEQ, 1, L2_SEQ_KEY, from, to);
+      await redis.eval(ADVANCE_L2_SEQ, 1, l2SeqKey(), from, to);
       replayed += changes.length;
       from = to;
       if (changes.length < 1000) break;
@@ -414,7 +417,7 @@ async function tail(ctx: Ctx): Promise<void> {
           const ok = (await Promise.all(puts)).every(Boolean);
           if (!ok) l2Dirty = true;
           else if (!l2Dirty) {
-            await redis!.eval(ADVANCE_L2_SEQ, 1, L2_SEQ_KEY, prev, next).catch(() => {});
+            await redis!.eval(ADVANCE_L2_SEQ, 1, l2SeqKey(), prev, next).catch(() => {});
           }
         });
       }
@@ -552,7 +555,10 @@ serveActor<ConfigCalls>({
       store = new SqliteConfigStore(db);
     }
     if (s.REDIS_HOST) {
-      const { createRedis, redisProbe } = await import("../lib/backends/redis.ts");
+      const { createRedis, redisNamespace, redisProbe } = await import("../lib/backends/redis.ts");
+      redisPrefix = `cs:${
+        redisNamespace(s.DATABASE_URL ?? `sqlite:${Deno.realPathSync(s.DATA_DIR)}`)
+      }`;
       redis = createRedis(s);
       probes.push(redisProbe(redis));
       redis.on("close", () => {

@@ -87,7 +87,9 @@ const FETCH_TIMEOUT_MS = 10_000;
 const reasons = new Map<string, number>();
 const counted = (reason: string) => reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
 const RELAY_IDLE_MS = 5_000;
-const REDIS_KEY = (env: string) => `config-service:flags:${env}`;
+/** Set at start: the flag source's namespace (see `redisNamespace`). */
+let redisPrefix = "config-service:flags";
+const REDIS_KEY = (env: string) => `${redisPrefix}:${env}`;
 
 async function sha256(text: string): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -588,7 +590,8 @@ serveActor<FlagCalls>({
     }
     await store.migrate();
     if (s.REDIS_HOST) {
-      const { createRedis } = await import("../lib/backends/redis.ts");
+      const { createRedis, redisNamespace } = await import("../lib/backends/redis.ts");
+      redisPrefix = `config-service:flags:${redisNamespace(s.UNLEASH_URL ?? flagsFilePath(s))}`;
       redis = createRedis(s, "config-service-flags");
     }
     if (s.KAFKA_BOOTSTRAP_SERVERS) {

@@ -62,9 +62,15 @@ serverTest(
       await sleep(2_500); // a few failed polls
       const during = await evaluate(svc, f);
       assert.deepEqual([during.value, during.reason], [true, "STATIC"]);
-      const h = await call(svc, "GET", "/health");
-      const flags = (h.body as { backends: Record<string, { status: string }> }).backends.flags;
-      assert.equal(flags.status, "down");
+      // Probes run every 5 s.
+      await until(
+        () => call(svc!, "GET", "/health"),
+        (h) =>
+          (h.body as { backends: Record<string, { status: string }> }).backends.flags.status ===
+            "down",
+        8_000,
+        "/health flags down",
+      );
       const sync = await call(svc, "POST", `/api/v1/feature-flags/sync?environment=${DEV}`);
       assert.equal(sync.status, 503);
 

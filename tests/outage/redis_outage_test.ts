@@ -103,6 +103,7 @@ serverTest(
       }
       const last = n + 1;
       assert.deepEqual(failures, [], `${failures.length} failures in ${n} rounds`);
+      await until(svc, "cache", "down", 7_000); // probes run every 5 s
       const during = await backend(svc, "cache");
       assert.deepEqual(
         [during.http, during.status, during.backend],
