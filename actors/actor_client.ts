@@ -17,7 +17,7 @@ import {
   serializeError,
 } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
-import { actorCallDuration } from "../lib/metrics.ts";
+import { actorCallDuration, type HistogramSeries } from "../lib/metrics.ts";
 import type { Settings } from "../lib/settings.ts";
 import type {
   ActorEvent,
@@ -71,6 +71,9 @@ export class ActorClient<M extends CallMap> {
   #restartDelay = 100;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #restarts = 0;
+  /** This actor's call-duration series, looked up once (every reply observes one). */
+  readonly #okSeries: HistogramSeries;
+  #errorSeries: HistogramSeries | undefined;
   #backends: BackendStatus[] = [];
   #startedAt = 0;
 
@@ -78,6 +81,7 @@ export class ActorClient<M extends CallMap> {
     this.name = opts.name;
     this.#opts = opts;
     this.#timeoutMs = opts.timeoutMs ?? opts.settings.ACTOR_CALL_TIMEOUT_MS;
+    this.#okSeries = actorCallDuration.series([opts.name, "ok"]);
   }
 
   /** How many times the worker was restarted after a crash. */
@@ -158,8 +162,10 @@ export class ActorClient<M extends CallMap> {
           const p = this.#pending.get(r.id);
           if (!p) continue; // timed out already
           this.#pending.delete(r.id);
-          actorCallDuration.observe(
-            [this.name, r.ok ? "ok" : "error"],
+          actorCallDuration.observeInto(
+            r.ok
+              ? this.#okSeries
+              : (this.#errorSeries ??= actorCallDuration.series([this.name, "error"])),
             (performance.now() - p.t0) / 1000,
           );
           if (r.ok) p.resolve(r.value);
@@ -302,7 +308,10 @@ export class ActorClient<M extends CallMap> {
     for (const [id, p] of this.#pending) {
       if (p.deadline > now) continue;
       this.#pending.delete(id);
-      actorCallDuration.observe([this.name, "timeout"], (performance.now() - p.t0) / 1000);
+      actorCallDuration.observeInto(
+        actorCallDuration.series([this.name, "timeout"]),
+        (performance.now() - p.t0) / 1000,
+      );
       const i = this.#queue.findIndex((c) => c.id === id);
       if (i >= 0) this.#queue.splice(i, 1);
       p.reject(new ActorTimeoutError(this.name, this.#timeoutMs));
