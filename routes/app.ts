@@ -236,7 +236,8 @@ interface Resolved {
 
 /**
  * Route patterns by request URL (bounded): every request is labelled by route in the
- * metrics, and hot clients repeat URLs, so the router runs once per distinct URL.
+ * metrics, and hot clients repeat URLs, so the router runs once per distinct URL. Small on
+ * purpose: at 5,000 URLs, 100,000 distinct ones (bench/rss.ts) kept ~50 MiB more resident.
  */
 const routes = new Map<string, Resolved>();
 function routeOf(app: OpenAPIHono<AppEnv>, req: Request): Resolved {
@@ -249,7 +250,7 @@ function routeOf(app: OpenAPIHono<AppEnv>, req: Request): Resolved {
     method: string;
   }]][];
   const route = matched.map((m) => m[0][1]).filter((r) => r.path !== "*").at(-1)?.path ?? null;
-  if (routes.size >= 5_000) routes.clear();
+  if (routes.size >= 512) routes.clear();
   const r: Resolved = { method: req.method, route, byStatus: {} };
   routes.set(url, r);
   return r;
