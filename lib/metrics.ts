@@ -1,7 +1,7 @@
 /**
- * A small Prometheus registry (text format 0.0.4): counters, gauges and histograms with
- * labels, plus collectors that read values at scrape time. Main thread only; the actors'
- * own counters are fetched by a collector when `/metrics` is scraped.
+ * A small Prometheus registry (text format 0.0.4): counters and histograms with labels kept
+ * on the main thread, and {@link renderCollected} for families read at scrape time (backend
+ * states, actor queues, the actors' own counters: see routes/metrics.ts).
  */
 
 type Labels = Record<string, string>;
@@ -72,9 +72,6 @@ export class Histogram implements Metric {
     }
     return s;
   }
-  observe(labels: readonly string[], value: number): void {
-    this.observeInto(this.series(labels), value);
-  }
   observeInto(s: HistogramSeries, value: number): void {
     const b = this.buckets;
     for (let i = 0; i < b.length; i++) {
@@ -129,7 +126,6 @@ export function renderCollected(c: Collected): string {
 
 export class Registry {
   readonly #metrics: Metric[] = [];
-  readonly #collectors: (() => Collected[] | Promise<Collected[]>)[] = [];
 
   counter(name: string, help: string, labels: readonly string[] = []): Counter {
     const c = new Counter(name, help, labels);
@@ -141,17 +137,8 @@ export class Registry {
     this.#metrics.push(h);
     return h;
   }
-  collect(fn: () => Collected[] | Promise<Collected[]>): void {
-    this.#collectors.push(fn);
-  }
-  async render(): Promise<string> {
-    let out = this.#metrics.map((m) => m.render()).join("");
-    for (const fn of this.#collectors) {
-      try {
-        for (const c of await fn()) out += renderCollected(c);
-      } catch { /* a collector whose actor is down contributes nothing this scrape */ }
-    }
-    return out;
+  render(): string {
+    return this.#metrics.map((m) => m.render()).join("");
   }
 }
 

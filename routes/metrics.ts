@@ -84,7 +84,7 @@ export function metricsRoutes(deps: MetricsDeps) {
         a.call({ type: "metrics" }, 2_000).catch(() => [] as Collected[])
       ),
     );
-    const text = (await metrics.render()) + [...families, ...own.flat()].map(renderCollected)
+    const text = metrics.render() + [...families, ...own.flat()].map(renderCollected)
       .join("");
     return new Response(text, { headers: { "content-type": CONTENT_TYPE } });
   });
