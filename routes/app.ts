@@ -11,7 +11,7 @@ import { log } from "../lib/log.ts";
 import { Authenticator, loadTokens, RateLimiter, requiredScope } from "../lib/auth.ts";
 import type { ApiToken } from "../lib/auth.ts";
 import type { Settings } from "../lib/settings.ts";
-import { type AppEnv, newRouter } from "./router.ts";
+import { type AppEnv, BODY_LIMIT_BYTES, newRouter, splitUrl } from "./router.ts";
 import { healthRoutes } from "./health.ts";
 import { metaRoutes } from "./meta.ts";
 import { docsRoutes } from "./docs.ts";
@@ -26,9 +26,6 @@ import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
 import type { ConfigClient } from "../actors/config_client.ts";
 import type { WatchHub } from "../lib/config/watch_hub.ts";
-
-/** Largest accepted request body, in bytes. */
-export const BODY_LIMIT_BYTES = 1024 * 1024;
 
 export interface AppDeps {
   settings: Settings;
@@ -109,11 +106,8 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   /** Token, scope and rate limit: a refusal, or the principal (null when open). */
   const guard = (req: Request, env: unknown, id: string): Response | string | null => {
-    const url = req.url;
-    const start = url.indexOf("/", url.indexOf("//") + 2);
-    const q = url.indexOf("?", start);
-    const path = q < 0 ? url.slice(start) : url.slice(start, q);
-    const scopes = requiredScope(req.method, path, q < 0 ? "" : url.slice(q));
+    const [path, search] = splitUrl(req.url);
+    const scopes = requiredScope(req.method, path, search);
     if (!scopes) return null;
     let principal: string | null = null;
     let key: string;
@@ -214,17 +208,11 @@ function logRequest(
   log.info("request", {
     method: req.method,
     route,
-    path: pathOf(req.url),
+    path: splitUrl(req.url)[0],
     status,
     ms: Math.round(ms * 100) / 100,
     request_id: id,
   });
-}
-
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  const q = url.indexOf("?", start);
-  return q < 0 ? url.slice(start) : url.slice(start, q);
 }
 
 /** What a request URL resolved to: its route pattern and its metric series by status. */
@@ -244,7 +232,7 @@ function routeOf(app: OpenAPIHono<AppEnv>, req: Request): Resolved {
   const url = req.url;
   const hit = routes.get(url);
   if (hit !== undefined && hit.method === req.method) return hit;
-  const path = pathOf(url);
+  const [path] = splitUrl(url);
   const matched = app.router.match(req.method, path)[0] as unknown as [[unknown, {
     path: string;
     method: string;

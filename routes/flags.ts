@@ -4,7 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { newRouter } from "./router.ts";
+import { BODY_LIMIT_BYTES, newRouter, splitUrl } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { Settings } from "../lib/settings.ts";
@@ -18,9 +18,6 @@ import {
 } from "../lib/flags/api.ts";
 import { jsonBody, jsonContent, problemResponses } from "./openapi.ts";
 import { errorToProblem, problemResponse } from "../lib/problem.ts";
-
-/** Largest accepted request body (as in routes/app.ts), in bytes. */
-const BODY_LIMIT_BYTES = 1024 * 1024;
 
 export interface FlagDeps {
   settings: Settings;
@@ -69,9 +66,8 @@ const EVALUATE_OPS: Record<string, "evaluate" | "boolean" | "bulk"> = {
  */
 export function fastEvaluation(flags: FlagClient) {
   return (req: Request, requestId: string): Promise<Response> | null => {
-    const url = req.url;
-    const start = url.indexOf("/", url.indexOf("//") + 2);
-    const op = EVALUATE_OPS[url.slice(start)];
+    const [path, search] = splitUrl(req.url);
+    const op = search === "" ? EVALUATE_OPS[path] : undefined;
     if (op === undefined) return null;
     const length = req.headers.get("content-length");
     if (length === null || !/^\d{1,7}$/.test(length) || Number(length) > BODY_LIMIT_BYTES) {
@@ -82,7 +78,7 @@ export function fastEvaluation(flags: FlagClient) {
       (text) => json(text, 200, { "x-request-id": requestId }),
       (err) =>
         problemResponse(
-          errorToProblem(err, { instance: url.slice(start), requestId }),
+          errorToProblem(err, { instance: path, requestId }),
         ),
     );
   };
