@@ -455,11 +455,8 @@ function ofrepOne(
         status: notFound ? 404 : 400,
         body: {
           key,
-          errorCode: notFound
-            ? "FLAG_NOT_FOUND"
-            : err.code === ErrorCode.TYPE_MISMATCH
-            ? "GENERAL"
-            : "GENERAL",
+          // OFREP has no TYPE_MISMATCH or PROVIDER_NOT_READY: the rest is GENERAL.
+          errorCode: notFound ? "FLAG_NOT_FOUND" : "GENERAL",
           errorDetails: err.message,
         },
       };
