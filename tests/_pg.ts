@@ -205,6 +205,31 @@ export async function call(
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
+/** Polls the child's `/health` until `backends[name].status` is `status`; returns the ms. */
+export async function waitBackend(
+  svc: ServiceProcess,
+  name: string,
+  status: string,
+  timeoutMs: number,
+): Promise<number> {
+  const t0 = Date.now();
+  let last: unknown;
+  while (Date.now() - t0 < timeoutMs) {
+    try {
+      const h = await call(svc, "GET", "/health");
+      last = h.body;
+      const b = (h.body as { backends?: Record<string, { status: string }> }).backends;
+      if (b?.[name]?.status === status) return Date.now() - t0;
+    } catch (err) {
+      last = String(err);
+    }
+    await sleep(200);
+  }
+  throw new Error(
+    `/health did not report ${name} ${status} in ${timeoutMs} ms: ${JSON.stringify(last)}`,
+  );
+}
+
 /** Stops a child for good (SIGKILL) and waits for it to be gone. */
 export async function killService(svc: ServiceProcess | undefined): Promise<void> {
   if (!svc) return;

@@ -90,31 +90,6 @@ export function ownedByOne(o: Map<string, string>, names: string[], not?: string
   return only !== "" && only !== not;
 }
 
-/** Polls the child's `/health` until `backends[name].status` is `status`; returns the ms. */
-export async function waitBackend(
-  svc: ServiceProcess,
-  name: string,
-  status: string,
-  timeoutMs: number,
-): Promise<number> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    try {
-      const h = await call(svc, "GET", "/health");
-      last = h.body;
-      const b = (h.body as { backends?: Record<string, { status: string }> }).backends;
-      if (b?.[name]?.status === status) return Date.now() - t0;
-    } catch (err) {
-      last = String(err);
-    }
-    await sleep(200);
-  }
-  throw new Error(
-    `/health did not report ${name} ${status} in ${timeoutMs} ms: ${JSON.stringify(last)}`,
-  );
-}
-
 /** Instance ids `<prefix>-00` … for `n` instances. */
 export function instanceIds(prefix: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(2, "0")}`);

@@ -7,7 +7,16 @@
 import assert from "node:assert/strict";
 import { embeddedSettings, serverTest, startService, waitFor } from "./_helpers.ts";
 import { type ServiceProcess, spawnService } from "./_process.ts";
-import { call, killService, rid, sleep, stackChildEnv, tempDatabase, tempDir } from "./_pg.ts";
+import {
+  call,
+  killService,
+  rid,
+  sleep,
+  stackChildEnv,
+  tempDatabase,
+  tempDir,
+  waitBackend,
+} from "./_pg.ts";
 import {
   dropBasePath,
   instanceIds,
@@ -19,7 +28,6 @@ import {
   registerAll,
   sessionLog,
   tempBasePath,
-  waitBackend,
   waitOwners,
   zkProxy,
 } from "./_zk.ts";

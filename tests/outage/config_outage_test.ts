@@ -18,33 +18,12 @@ import {
   stackChildEnv,
   tempDatabase,
   tempTopic,
+  waitBackend,
 } from "../_pg.ts";
 import { createPostgres } from "../../lib/backends/postgres.ts";
 
 const ENV = "development";
 const CONFIG = "/api/v1/config";
-
-/** Polls `/health` until `backends[name].status` is `status`; returns the ms it took. */
-async function waitBackend(
-  svc: ServiceProcess,
-  name: string,
-  status: string,
-  timeoutMs: number,
-): Promise<number> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    const h = await call(svc, "GET", "/health");
-    last = h.body;
-    const b = (h.body as { backends?: Record<string, { status: string }> }).backends;
-    if (b?.[name]?.status === status) return Date.now() - t0;
-    await sleep(200);
-  }
-  throw new Error(
-    `/health did not report ${name} ${status} in ${timeoutMs} ms: ` +
-      JSON.stringify(last),
-  );
-}
 
 serverTest(
   "config outage",

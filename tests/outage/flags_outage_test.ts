@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { serverTest, stack } from "../_helpers.ts";
 import { type ServiceProcess, spawnService } from "../_process.ts";
-import { call, killService, sleep, stackChildEnv, tempDatabase } from "../_pg.ts";
+import { call, killService, sleep, stackChildEnv, tempDatabase, waitBackend } from "../_pg.ts";
 import { UNLEASH_VARS, UnleashAdmin } from "../_unleash.ts";
 
 const DEV = "development";
@@ -63,14 +63,7 @@ serverTest(
       const during = await evaluate(svc, f);
       assert.deepEqual([during.value, during.reason], [true, "STATIC"]);
       // Probes run every 5 s.
-      await until(
-        () => call(svc!, "GET", "/health"),
-        (h) =>
-          (h.body as { backends: Record<string, { status: string }> }).backends.flags.status ===
-            "down",
-        8_000,
-        "/health flags down",
-      );
+      await waitBackend(svc, "flags", "down", 8_000);
       const sync = await call(svc, "POST", `/api/v1/feature-flags/sync?environment=${DEV}`);
       assert.equal(sync.status, 503);
 

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { serverTest, stack } from "../_helpers.ts";
 import { type ServiceProcess, spawnService } from "../_process.ts";
-import { call, killService, rid, sleep, stackChildEnv, tempDatabase } from "../_pg.ts";
+import { call, killService, rid, sleep, stackChildEnv, tempDatabase, waitBackend } from "../_pg.ts";
 
 const ENV = "development";
 const CONFIG = "/api/v1/config";
@@ -17,15 +17,6 @@ async function backend(svc: ServiceProcess, name: string) {
   const h = await call(svc, "GET", "/health");
   const b = h.body as { status: string; backends: Record<string, { status: string }> };
   return { http: h.status, status: b.status, backend: b.backends[name]?.status };
-}
-
-async function until(svc: ServiceProcess, name: string, want: string, ms: number) {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if ((await backend(svc, name)).backend === want) return Date.now() - t0;
-    await sleep(100);
-  }
-  throw new Error(`/health ${name} not ${want} within ${ms} ms`);
 }
 
 serverTest(
@@ -50,7 +41,7 @@ serverTest(
     let redisStopped = false;
     try {
       svc = await spawnService(env, { keepBackends: true });
-      await until(svc, "cache", "up", 10_000);
+      await waitBackend(svc, "cache", "up", 10_000);
       const key = `k.${rid()}`;
       const url = `${CONFIG}/${key}?environment=${ENV}`;
       assert.equal(
@@ -103,7 +94,7 @@ serverTest(
       }
       const last = n + 1;
       assert.deepEqual(failures, [], `${failures.length} failures in ${n} rounds`);
-      await until(svc, "cache", "down", 7_000); // probes run every 5 s
+      await waitBackend(svc, "cache", "down", 7_000); // probes run every 5 s
       const during = await backend(svc, "cache");
       assert.deepEqual(
         [during.http, during.status, during.backend],
@@ -115,7 +106,7 @@ serverTest(
       const t1 = Date.now();
       await stack("start", "redis");
       redisStopped = false;
-      const upAfter = await until(svc, "cache", "up", 15_000);
+      const upAfter = await waitBackend(svc, "cache", "up", 15_000);
       console.log(
         `  ${n} rounds of 7 calls during ${t1 - t0} ms of Redis outage: 0 errors; ` +
           `/health cache up ${upAfter} ms after Redis was started`,

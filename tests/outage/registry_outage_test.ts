@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { serverTest, stack } from "../_helpers.ts";
 import { type ServiceProcess, spawnService } from "../_process.ts";
-import { call, killService, sleep, stackChildEnv } from "../_pg.ts";
+import { call, killService, sleep, stackChildEnv, waitBackend } from "../_pg.ts";
 import {
   dropBasePath,
   instanceIds,
@@ -19,7 +19,6 @@ import {
   owners,
   sessionLog,
   tempBasePath,
-  waitBackend,
   waitOwners,
 } from "../_zk.ts";
 import type { ZkSession } from "../../lib/backends/zookeeper.ts";
