@@ -12,11 +12,11 @@ import { Authenticator, loadTokens, RateLimiter, requiredScope } from "../lib/au
 import type { ApiToken } from "../lib/auth.ts";
 import type { Settings } from "../lib/settings.ts";
 import { type AppEnv, BODY_LIMIT_BYTES, newRouter, splitUrl } from "./router.ts";
-import { healthRoutes } from "./health.ts";
+import { healthRoutes, readiness } from "./health.ts";
 import { metaRoutes } from "./meta.ts";
 import { docsRoutes } from "./docs.ts";
 import type { ActorHandle } from "./actors.ts";
-import { configRoutes } from "./config.ts";
+import { configRoutes, fastConfigGet, type GetMemo } from "./config.ts";
 import { registryRoutes } from "./registry.ts";
 import { metricsRoutes } from "./metrics.ts";
 import { type HistogramSeries, httpDuration } from "../lib/metrics.ts";
@@ -70,13 +70,16 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const limiter = new RateLimiter(deps.settings.RATE_LIMIT_PER_MINUTE);
   const guarded = auth.enabled || limiter.enabled;
   const fastFlags = deps.flags ? fastEvaluation(deps.flags) : null;
+  const getMemo: GetMemo = new Map();
+  const configGet = deps.config ? fastConfigGet(deps.config, getMemo) : null;
+  const ready = readiness(Object.values(deps.actors));
   app.fetch = (req: Request, env?: unknown, ctx?: ExecutionContext) => {
     const logging = log.enabled("info");
     const t0 = performance.now();
     const given = req.headers.get("x-request-id");
     const id = given && REQUEST_ID.test(given) ? given : `${idPrefix}-${(++seq).toString(36)}`;
-    const finish = (res: Response) => {
-      if (!res.headers.has("x-request-id")) res.headers.set("x-request-id", id);
+    const finish = (res: Response, idSet = false) => {
+      if (!idSet && !res.headers.has("x-request-id")) res.headers.set("x-request-id", id);
       const ms = performance.now() - t0;
       const r = routeOf(app, req);
       httpDuration.observeInto(
@@ -96,9 +99,14 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       if (denied instanceof Response) return finish(denied);
       principal = denied;
     }
-    if (fastFlags && req.method === "POST") {
+    if (req.method === "GET") {
+      const fast = configGet?.(req, id);
+      if (fast) return finish(fast, true);
+      const r = ready.fast(req, id);
+      if (r) return r.then((res) => finish(res, true));
+    } else if (fastFlags && req.method === "POST") {
       const fast = fastFlags(req, id);
-      if (fast) return fast.then(finish);
+      if (fast) return fast.then((res) => finish(res, true));
     }
     const res = inner(req, { requestId: id, principal }, ctx);
     return res instanceof Promise ? res.then(finish) : finish(res);
@@ -163,9 +171,12 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   app.route("/", metaRoutes(deps));
   app.route("/", metricsRoutes({ actors: deps.actors, config: deps.config }));
-  app.route("/", healthRoutes(deps));
+  app.route("/", healthRoutes(deps, ready));
   if (deps.config && deps.hub) {
-    app.route("/", configRoutes({ settings: deps.settings, config: deps.config, hub: deps.hub }));
+    app.route(
+      "/",
+      configRoutes({ settings: deps.settings, config: deps.config, hub: deps.hub, getMemo }),
+    );
   }
   if (deps.registry && deps.health) {
     app.route(

@@ -24,6 +24,30 @@ export interface ConfigDeps {
   settings: Settings;
   config: ConfigClient;
   hub: WatchHub;
+  /** Validated GET URLs, shared with {@link fastConfigGet} (default: a map of its own). */
+  getMemo?: GetMemo;
+}
+
+/**
+ * Each validated `GET /api/v1/config/{key}` URL (raw path + query) and what it addresses,
+ * bounded: hot clients repeat the same few URLs, so zod runs once per distinct URL.
+ */
+export type GetMemo = Map<string, { entryId: EntryId; reveal: boolean }>;
+const GET_MEMO_MAX = 1_000;
+
+/**
+ * The cached-read fast path, called by the fetch wrapper before Hono: a GET whose URL was
+ * validated before (so it is this route) and whose answer the near cache holds is answered
+ * here, synchronously; anything else returns null and takes the full route.
+ */
+export function fastConfigGet(config: ConfigClient, memo: GetMemo) {
+  return (req: Request, requestId: string): Response | null => {
+    const m = memo.get(req.url);
+    if (m === undefined || m.reveal) return null;
+    const near = config.getNear(m.entryId);
+    if (near === undefined) return null;
+    return getResponse(near, req.headers.get("if-none-match") ?? undefined, requestId);
+  };
 }
 
 /** Keys: 1–256 characters of `[A-Za-z0-9._:/-]` (a `/` travels as %2F in paths). */
@@ -342,9 +366,7 @@ export function configRoutes(deps: ConfigDeps) {
   // The hot path: documented from the same schemas, but validated inside one handler, since
   // the validator middleware of .openapi() makes Hono compose an async chain per request.
   r.openAPIRegistry.registerPath(getRoute);
-  // Hot clients repeat the same few URLs: remember each raw path + query's validation
-  // (bounded), so zod runs once per distinct URL instead of once per request.
-  const parsed = new Map<string, { entryId: EntryId; reveal: boolean }>();
+  const parsed: GetMemo = deps.getMemo ?? new Map();
   const parseGet = (c: Context<AppEnv>) => {
     const url = c.req.url;
     const memo = parsed.get(url);
@@ -361,7 +383,7 @@ export function configRoutes(deps: ConfigDeps) {
       entryId: id(key, q.data.environment, q.data.service_name),
       reveal: q.data.reveal === "true",
     };
-    if (parsed.size >= 1_000) parsed.delete(parsed.keys().next().value!);
+    if (parsed.size >= GET_MEMO_MAX) parsed.delete(parsed.keys().next().value!);
     parsed.set(url, out);
     return out;
   };
@@ -534,16 +556,20 @@ function principal(c: Context<AppEnv>): string {
   return u;
 }
 
-function getResponse(res: GetReply, inm: string | undefined): Response {
+/** The request id, when given, goes in now: adding a header to a built Response costs more. */
+function getResponse(res: GetReply, inm: string | undefined, requestId?: string): Response {
   // Weak comparison (RFC 9110 §13.1.2): a proxy may have weakened our strong tag.
   if (inm && (inm.trim() === "*" || inm.split(",").some((t) => weak(t) === res.etag))) {
-    return new Response(null, { status: 304, headers: { etag: res.etag } });
+    const h: Record<string, string> = { etag: res.etag };
+    if (requestId !== undefined) h["x-request-id"] = requestId;
+    return new Response(null, { status: 304, headers: h });
   }
   const headers: Record<string, string> = {
     "content-type": "application/json",
     etag: res.etag,
   };
   if (res.stale) headers["x-config-stale"] = "true";
+  if (requestId !== undefined) headers["x-request-id"] = requestId;
   return new Response(res.body, { status: 200, headers });
 }
 

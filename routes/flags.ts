@@ -79,6 +79,7 @@ export function fastEvaluation(flags: FlagClient) {
       (err) =>
         problemResponse(
           errorToProblem(err, { instance: path, requestId }),
+          { "x-request-id": requestId },
         ),
     );
   };

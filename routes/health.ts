@@ -3,7 +3,9 @@
  * (the HTTP front answers) and `/ready` (every actor answers a round trip).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { newRouter } from "./router.ts";
+import { newRouter, splitUrl } from "./router.ts";
+import type { ActorHandle } from "./actors.ts";
+import { errorToProblem, problemResponse } from "../lib/problem.ts";
 import type { AppDeps } from "./app.ts";
 import { SERVICE_VERSION } from "./meta.ts";
 import type { BackendStatus } from "../actors/protocol.ts";
@@ -38,10 +40,55 @@ const Ready = z.object({
   actors: z.record(z.string(), z.literal("ok")),
 }).openapi("Ready");
 
+/**
+ * `/ready`'s round trips and answer. Every actor is pinged once per round; a request joins
+ * the next round that starts after it arrived (never one under way), so each 200 proves
+ * every actor answered after the request came in. The answer's text is the same every time.
+ */
+export function readiness(actors: ActorHandle[]) {
+  const states: Record<string, "ok"> = {};
+  for (const a of actors) states[a.name] = "ok";
+  const body = JSON.stringify({ status: "ready", actors: states });
+  let inFlight: Promise<void> | null = null;
+  let next: Promise<void> | null = null;
+  const round = (): Promise<void> => {
+    if (!inFlight) {
+      inFlight = Promise.all(actors.map((a) => a.ping())).then(() => {}).finally(() =>
+        inFlight = null
+      );
+      return inFlight;
+    }
+    next ??= inFlight.catch(() => {}).then(() => {
+      next = null;
+      return round();
+    });
+    return next;
+  };
+  return {
+    body,
+    round,
+    /** The fetch wrapper's path for `GET /ready`, skipping Hono; null for any other URL. */
+    fast(req: Request, requestId: string): Promise<Response> | null {
+      const url = req.url;
+      if (!url.endsWith("/ready") || splitUrl(url)[0] !== "/ready") return null;
+      return round().then(
+        () =>
+          new Response(body, {
+            headers: { "content-type": "application/json", "x-request-id": requestId },
+          }),
+        (err) =>
+          problemResponse(errorToProblem(err, { instance: "/ready", requestId }), {
+            "x-request-id": requestId,
+          }),
+      );
+    },
+  };
+}
+
 /** Backends the service cannot serve without; any other one down only degrades it. */
 const ESSENTIAL = new Set(["storage"]);
 
-export function healthRoutes(deps: AppDeps) {
+export function healthRoutes(deps: AppDeps, ready = readiness(Object.values(deps.actors))) {
   const actors = Object.values(deps.actors);
   return newRouter()
     .openapi(
@@ -121,10 +168,8 @@ export function healthRoutes(deps: AppDeps) {
         },
       }),
       async (c) => {
-        await Promise.all(actors.map((a) => a.ping()));
-        const states: Record<string, "ok"> = {};
-        for (const a of actors) states[a.name] = "ok";
-        return c.json({ status: "ready" as const, actors: states }, 200);
+        await ready.round();
+        return c.body(ready.body, 200, { "content-type": "application/json" });
       },
     );
 }

@@ -63,6 +63,24 @@ Deno.test("GET /ready and /live answer when every actor does", async () => {
     actors: { config: "ok", registry: "ok", health: "ok", flags: "ok" },
   });
   assert.equal((await svc.app.request("/live")).status, 200);
+  // Concurrent requests share round trips; each still answers with its own request id.
+  const many = await Promise.all(
+    Array.from(
+      { length: 20 },
+      (_, i) => svc.app.request("/ready", { headers: { "x-request-id": `ready-${i}` } }),
+    ),
+  );
+  for (const [i, r] of many.entries()) {
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-request-id"), `ready-${i}`);
+    assert.equal(r.headers.get("content-type"), "application/json");
+    assert.equal((await r.json()).status, "ready");
+  }
+  // A query string or another method takes the routed path and answers the same way.
+  const q = await svc.app.request("/ready?verbose=1");
+  assert.equal(q.status, 200);
+  assert.equal((await q.json()).status, "ready");
+  assert.equal((await svc.app.request("/ready", { method: "HEAD" })).status, 200);
 });
 
 Deno.test("an unknown route is a 404 problem and a known path with another method a 405", async () => {

@@ -557,6 +557,46 @@ Deno.test("a malformed If-Match or X-User header is a 400 problem naming the hea
 
 // --- 5. ETag and conditional requests ---------------------------------------------------------
 
+Deno.test("a repeated GET is answered on the HTTP thread exactly as the route answers it", async () => {
+  await using svc = await startService(embeddedSettings());
+  await create(svc, SEED);
+  const url = `${CONFIG}/model_path?${SEED_Q}`;
+  const first = await call(svc, "GET", url, undefined, { "x-request-id": "first-1" });
+  const firstBody = await first.text();
+  const hits = svc.actors.config.nearHits;
+  // The URL was validated once and the answer is on this thread: the fetch wrapper answers.
+  const again = await call(svc, "GET", url, undefined, { "x-request-id": "again-1" });
+  assert.equal(svc.actors.config.nearHits, hits + 1, "answered from the near cache");
+  assert.equal(again.status, 200);
+  assert.equal(await again.text(), firstBody);
+  assert.equal(again.headers.get("etag"), first.headers.get("etag"));
+  assert.equal(again.headers.get("content-type"), "application/json");
+  assert.equal(again.headers.get("x-request-id"), "again-1");
+  const made = await call(svc, "GET", url);
+  assert.match(made.headers.get("x-request-id") ?? "", /^[0-9a-f]{8}-[0-9a-z]+$/);
+  await made.body?.cancel();
+  const notModified = await call(svc, "GET", url, undefined, {
+    "if-none-match": first.headers.get("etag")!,
+    "x-request-id": "nm-1",
+  });
+  assert.equal(notModified.status, 304);
+  assert.equal(notModified.headers.get("x-request-id"), "nm-1");
+  assert.equal(notModified.headers.get("etag"), first.headers.get("etag"));
+  await notModified.body?.cancel();
+
+  // A write is read back at once, and ?reveal=true never takes the fast path (403 here).
+  await update(svc, "model_path", {
+    value: "/models/asr-v3",
+    environment: "development",
+    service_name: "asr-service",
+  });
+  assert.equal((await getJson(svc, url)).value, "/models/asr-v3");
+  assert.equal((await getJson(svc, url)).version, 2);
+  const reveal = await call(svc, "GET", `${url}&reveal=true`);
+  assert.equal(reveal.status, 403);
+  await reveal.body?.cancel();
+});
+
 Deno.test("GET honours If-None-Match: 304 without a body until the entry changes", async () => {
   await using svc = await startService(embeddedSettings());
   await create(svc, SEED);
