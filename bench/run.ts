@@ -4,7 +4,8 @@
  * Markdown table (the README's benchmark table comes from here).
  *
  * Options: --duration S (default 10), --connections N (default 50), --only NAME[,NAME],
- * --skip-extra (no SSE fan-out / RSS runs). With DATABASE_URL set (the local stack), the
+ * --skip-extra (no SSE fan-out / RSS runs). wrk runs pinned to CPU 0 (`BENCH_WRK_CPU`, `none`
+ * to turn off; see wrk.ts), and the baseline is measured again after the rows. With DATABASE_URL set (the local stack), the
  * write scenario also runs against PostgreSQL in a database of its own.
  *
  * Feature flags (`--only flag`): single and bulk evaluation of 20 flags from a FLAGS_FILE,
@@ -17,7 +18,7 @@
  * does the baseline.
  */
 import { parseArgs } from "node:util";
-import { wrk, type WrkResult } from "./wrk.ts";
+import { wrk, WRK_CPU, type WrkResult } from "./wrk.ts";
 import { type Child, post, spawnBare, spawnService } from "./service.ts";
 import { sseFanout } from "./sse_fanout.ts";
 import { rssWithCachedEntries } from "./rss.ts";
@@ -261,12 +262,21 @@ try {
     if (!isWrite) await wrk(`${target.url}${s.path}`, { ...o, durationS: 2 });
     rows.push({ name: s.name, r: await wrk(`${target.url}${s.path}`, o) });
   }
+  // The baseline again, after every row: a drift beyond a few % means the machine changed
+  // under the run and its ratios should not be trusted.
+  const closing = await wrk(`${bare.url}/`, opts);
+  const drift = (closing.rps / base.rps - 1) * 100;
+  extra.push(
+    `- baseline at the end of the rows: ${Math.round(closing.rps)} req/s ` +
+      `(${drift >= 0 ? "+" : ""}${drift.toFixed(1)} % against the opening ${Math.round(base.rps)})`,
+  );
   if (!values["skip-extra"] && wanted("SSE")) extra.push(await sseFanout(2000, 20));
   if (!values["skip-extra"] && wanted("RSS")) extra.push(await rssWithCachedEntries(100_000));
   if (!values["skip-extra"] && wanted("registry")) extra.push(await registryBench());
 
   console.log(
     `\n${opts.connections} connections, ${opts.durationS} s per row, wrk -t1, ` +
+      `${WRK_CPU === null ? "" : `pinned to CPU ${WRK_CPU} (servers unpinned), `}` +
       `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}\n`,
   );
   console.log("| scenario | req/s | p50 ms | p99 ms | errors | ratio to baseline |");

@@ -24,10 +24,28 @@ function ms(v: string, unit: string): number {
 }
 
 /**
+ * The CPU wrk is pinned to (`taskset -c`), or null. Left to the scheduler, wrk and the server
+ * under test trade places on a 2-core machine and the bare baseline moved between ~105k and
+ * ~170k req/s from run to run; with wrk on CPU 0 (the servers stay free to use any CPU) it
+ * repeats within ~2 %. `BENCH_WRK_CPU=none` turns pinning off.
+ */
+export const WRK_CPU: string | null = (() => {
+  const v = Deno.env.get("BENCH_WRK_CPU") ?? "0";
+  if (v === "none" || navigator.hardwareConcurrency < 2) return null;
+  try {
+    new Deno.Command("taskset", { args: ["-c", v, "true"] }).outputSync();
+    return v;
+  } catch {
+    return null;
+  }
+})();
+
+/**
  * @throws {Error} when wrk is missing (install: `apt-get install -y wrk`) or fails.
  */
 export async function wrk(url: string, o: WrkOptions): Promise<WrkResult> {
   const args = [
+    ...(WRK_CPU === null ? [] : ["-c", WRK_CPU, "wrk"]),
     `-t${o.threads}`,
     `-c${o.connections}`,
     `-d${o.durationS}s`,
@@ -37,7 +55,11 @@ export async function wrk(url: string, o: WrkOptions): Promise<WrkResult> {
   ];
   let out: Deno.CommandOutput;
   try {
-    out = await new Deno.Command("wrk", { args, stdout: "piped", stderr: "piped" }).output();
+    out = await new Deno.Command(WRK_CPU === null ? "wrk" : "taskset", {
+      args,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
   } catch (err) {
     throw new Error(`wrk is not installed (apt-get install -y wrk): ${err}`);
   }
