@@ -258,14 +258,12 @@ export class ActorClient<M extends CallMap> {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    if (this.#pending.size > this.#queue.length) {
-      // Calls are in flight, so the actor is busy anyway: wait for the end of this
-      // event-loop turn and send every call it made in one message.
-      setImmediate(this.#flush);
-    } else {
-      // Idle: send at once (after the current microtasks), adding no latency.
-      queueMicrotask(this.#flush);
-    }
+    // Every call made in this event-loop turn goes in one message, sent at the turn's end.
+    // A post that wakes a sleeping worker costs the sender ~10 µs (~0.5 µs to an awake
+    // one), so under load one message a turn is the cheap path. Sending a lone call after
+    // the microtasks instead cost evaluate 16 % of its req/s and saved no measurable latency
+    // at one connection (p50 ~110 µs either way, bench with wrk -c1).
+    setImmediate(this.#flush);
   }
 
   #flush = (): void => {
