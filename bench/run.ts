@@ -5,7 +5,8 @@
  *
  * Options: --duration S (default 10), --connections N (default 50), --only NAME[,NAME],
  * --skip-extra (no SSE fan-out / RSS runs). wrk runs pinned to CPU 0 (`BENCH_WRK_CPU`, `none`
- * to turn off; see wrk.ts), and the baseline is measured again after the rows. With DATABASE_URL set (the local stack), the
+ * to turn off; see wrk.ts); the baseline is measured again right before every row (each
+ * ratio is to that one) and after the last. With DATABASE_URL set (the local stack), the
  * write scenario also runs against PostgreSQL in a database of its own.
  *
  * Feature flags (`--only flag`): single and bulk evaluation of 20 flags from a FLAGS_FILE,
@@ -172,7 +173,8 @@ function luaFile(text: string): string {
   return f;
 }
 
-const rows: { name: string; r: WrkResult }[] = [];
+/** A measured row and the bare baseline measured just before it (its ratio's denominator). */
+const rows: { name: string; r: WrkResult; base: number }[] = [];
 const extra: string[] = [];
 const flagsFile = writeFlagsFile();
 tmpFiles.push(flagsFile);
@@ -235,13 +237,18 @@ try {
   const warm = { ...opts, durationS: 2 };
   await wrk(`${bare.url}/`, warm);
   const base = await wrk(`${bare.url}/`, opts);
-  rows.push({ name: "bare Deno.serve, small JSON (baseline)", r: base });
+  rows.push({ name: "bare Deno.serve, small JSON (baseline)", r: base, base: base.rps });
+  // Each row's ratio is to a baseline measured right before it: on this 2-core machine
+  // other processes (the local stack's JVMs) shift throughput by 20 % within minutes, so a
+  // baseline from the start of the run would make later rows look better or worse.
+  let latest = base.rps;
+  const baseline = async () => (latest = (await wrk(`${bare.url}/`, opts)).rps);
   for (const s of SCENARIOS) {
     if (!wanted(s.name)) continue;
     if (s.target === "unleash") {
       if (!unleash || !unleashReady) continue;
       const { r, note } = await measureUnleashFrontend(unleash, opts, luaFile);
-      rows.push({ name: s.name, r });
+      rows.push({ name: s.name, r, base: latest });
       extra.push(`- ${note}`);
       continue;
     }
@@ -259,8 +266,11 @@ try {
     }
     const o = { ...opts, script: s.lua ? luaFile(s.lua) : undefined };
     const isWrite = s.name.startsWith("POST /api/v1/config (create");
-    if (!isWrite) await wrk(`${target.url}${s.path}`, { ...o, durationS: 2 });
-    rows.push({ name: s.name, r: await wrk(`${target.url}${s.path}`, o) });
+    if (!isWrite) {
+      await baseline();
+      await wrk(`${target.url}${s.path}`, { ...o, durationS: 2 });
+    }
+    rows.push({ name: s.name, r: await wrk(`${target.url}${s.path}`, o), base: latest });
   }
   // The baseline again, after every row: a drift beyond a few % means the machine changed
   // under the run and its ratios should not be trusted.
@@ -279,23 +289,27 @@ try {
       `${WRK_CPU === null ? "" : `pinned to CPU ${WRK_CPU} (servers unpinned), `}` +
       `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}\n`,
   );
-  console.log("| scenario | req/s | p50 ms | p99 ms | errors | ratio to baseline |");
-  console.log("|---|---:|---:|---:|---:|---:|");
-  for (const { name, r } of rows) {
+  console.log(
+    "| scenario | req/s | p50 ms | p99 ms | errors | baseline just before | ratio to baseline |",
+  );
+  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  for (const { name, r, base: b } of rows) {
     console.log(
       `| ${name} | ${Math.round(r.rps)} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ` +
-        `${r.errors} | ${(r.rps / base.rps).toFixed(2)}× |`,
+        `${r.errors} | ${Math.round(b)} | ${(r.rps / b).toFixed(2)}× |`,
     );
   }
   const rps = (name: string) => rows.find((r) => r.name === name)?.r.rps;
   const ratio = (a?: number, b?: number) => a && b ? `${(a / b).toFixed(2)}×` : "n/a";
   const barePost = rps(FLAG_NAMES.barePost);
+  const evalRow = rows.find((r) => r.name === FLAG_NAMES.evaluate);
   if (barePost && (rps(FLAG_NAMES.evaluate) || rps(FLAG_NAMES.bulk))) {
     extra.push(
       `- flags against the bare POST baseline (${Math.round(barePost)} req/s): evaluate ` +
         `${ratio(rps(FLAG_NAMES.evaluate), barePost)}, bulk of ${FLAG_COUNT} ` +
         `${ratio(rps(FLAG_NAMES.bulk), barePost)} (target: evaluate ≥ 0.5× of the GET baseline ` +
-        `${Math.round(base.rps)} req/s: ${ratio(rps(FLAG_NAMES.evaluate), base.rps)})`,
+        `measured before it, ${Math.round(evalRow?.base ?? 0)} req/s: ` +
+        `${ratio(evalRow?.r.rps, evalRow?.base)})`,
     );
   }
   // Unleash's successful answers only: a 429 from its rate limiter evaluates nothing.
