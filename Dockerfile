@@ -22,4 +22,4 @@ EXPOSE 8082
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["deno", "eval", "const r = await fetch('http://127.0.0.1:8082/health'); Deno.exit(r.ok ? 0 : 1)"]
 
-CMD ["run", "-A", "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=30", "main.ts"]
+CMD ["run", "-A", "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=10", "main.ts"]

@@ -14,7 +14,7 @@ const root = new URL("..", import.meta.url).pathname;
  * keeps five isolates' garbage from growing RSS by ~120 MiB under load.
  */
 export const RUN_FLAGS = [
-  Deno.env.get("BENCH_V8_FLAGS") ?? "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=30",
+  Deno.env.get("BENCH_V8_FLAGS") ?? "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=10",
 ];
 
 /** Spawns `deno run -A <script>` and waits for the JSON line containing `marker`. */
