@@ -563,6 +563,17 @@ Deno.test("a repeated GET is answered on the HTTP thread exactly as the route an
   const url = `${CONFIG}/model_path?${SEED_Q}`;
   const first = await call(svc, "GET", url, undefined, { "x-request-id": "first-1" });
   const firstBody = await first.text();
+  // An answer is kept on this thread only when no change notice crossed its read (the
+  // create's notice may arrive during the first one): read until one comes from there.
+  await waitFor(
+    async () => {
+      const before = svc.actors.config.nearHits;
+      await (await call(svc, "GET", url)).body?.cancel();
+      return svc.actors.config.nearHits > before;
+    },
+    5_000,
+    "a GET answered from the near cache",
+  );
   const hits = svc.actors.config.nearHits;
   // The URL was validated once and the answer is on this thread: the fetch wrapper answers.
   const again = await call(svc, "GET", url, undefined, { "x-request-id": "again-1" });
