@@ -69,6 +69,8 @@ let s: Settings;
 let source: FlagSource;
 let store: FlagStore;
 let redis: Redis | null = null;
+/** Loaded with the Redis client (drivers load only when configured). */
+let setIfNewer: typeof import("../lib/backends/redis.ts").setIfNewer = () => Promise.resolve(false);
 let producer: Producer | null = null;
 let monitor: BackendMonitor;
 let provider: LocalUnleashProvider;
@@ -197,7 +199,10 @@ async function persist(env: string, st: EnvState): Promise<void> {
   }
   if (redis && s.FEATURE_FLAG_CACHE_TTL > 0) {
     const value = JSON.stringify({ hash: st.hash, etag: st.etag, synced_at: st.syncedAt, doc });
-    await redis.set(REDIS_KEY(env), value, "EX", s.FEATURE_FLAG_CACHE_TTL).catch(() => {});
+    // Replicas sync on their own clocks: one that fetched before a change may finish after
+    // one that fetched after it, so the newest fetch wins, not the last write.
+    await setIfNewer(redis, REDIS_KEY(env), value, st.syncedAt, s.FEATURE_FLAG_CACHE_TTL)
+      .catch(() => {});
   }
 }
 
@@ -587,7 +592,10 @@ serveActor<FlagCalls>({
     }
     await store.migrate();
     if (s.REDIS_HOST) {
-      const { createRedis, redisNamespace } = await import("../lib/backends/redis.ts");
+      const { createRedis, redisNamespace, setIfNewer: sin } = await import(
+        "../lib/backends/redis.ts"
+      );
+      setIfNewer = sin;
       redisPrefix = `config-service:flags:${redisNamespace(s.UNLEASH_URL ?? flagsFilePath(s))}`;
       redis = createRedis(s, "config-service-flags");
     }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { probeAll, redact } from "../lib/backend.ts";
 import { openSqlite, sqliteProbe } from "../lib/backends/sqlite.ts";
 import { createPostgres, postgresProbe } from "../lib/backends/postgres.ts";
-import { createRedis, redisProbe } from "../lib/backends/redis.ts";
+import { createRedis, redisProbe, setIfNewer } from "../lib/backends/redis.ts";
 import { CreateMode, ZkSession, zookeeperProbe } from "../lib/backends/zookeeper.ts";
 import { createKafka, createProducer, kafkaProbe } from "../lib/backends/kafka.ts";
 import { fetchClientFeatures, unleashProbe } from "../lib/backends/unleash.ts";
@@ -80,6 +80,24 @@ serverTest("redis", ["REDIS_HOST"], "a value set is read back", async () => {
     assert.equal(await r.get(key), "v1");
     await r.del(key);
     assert.equal((await probeAll([redisProbe(r)]))[0].status, "up");
+  } finally {
+    r.disconnect();
+  }
+});
+
+serverTest("redis", ["REDIS_HOST"], "setIfNewer keeps the newest of racing writers", async () => {
+  const r = createRedis(loadSettings(Deno.env.toObject()), "conn-test");
+  try {
+    await r.connect();
+    const key = `conn-test:newer:${suffix()}`;
+    assert.equal(await setIfNewer(r, key, "b", "2026-11-26T10:00:02.000Z", 60), true);
+    // A writer that fetched earlier but finishes later does not replace it.
+    assert.equal(await setIfNewer(r, key, "a", "2026-11-26T10:00:01.000Z", 60), false);
+    assert.equal(await r.get(key), "b");
+    assert.equal(await setIfNewer(r, key, "c", "2026-11-26T10:00:03.000Z", 60), true);
+    assert.equal(await r.get(key), "c");
+    assert.ok((await r.ttl(key)) > 0 && (await r.ttl(`${key}:version`)) > 0, "both expire");
+    await r.del(key, `${key}:version`);
   } finally {
     r.disconnect();
   }

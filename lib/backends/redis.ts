@@ -36,6 +36,29 @@ export function createRedis(s: Settings, name = "config-service"): Redis {
   return r;
 }
 
+const SET_IF_NEWER = `
+local cur = redis.call('GET', KEYS[2])
+if cur and cur > ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1`;
+
+/**
+ * Sets `key` to `value` unless Redis already holds a newer one: `version` is compared as a
+ * string (ISO timestamps order so) with the one stored beside the key at `key:version`, in one
+ * script, so of several writers racing the newest wins, not the last. True when written.
+ */
+export async function setIfNewer(
+  r: Redis,
+  key: string,
+  value: string,
+  version: string,
+  ttlSeconds: number,
+): Promise<boolean> {
+  const n = await r.eval(SET_IF_NEWER, 2, key, `${key}:version`, value, version, ttlSeconds);
+  return n === 1;
+}
+
 export function redisProbe(r: Redis): BackendProbe {
   return {
     name: "cache",
