@@ -78,6 +78,8 @@ let environments: string[];
 let defaultEnv: string;
 const envs = new Map<string, EnvState>();
 const syncing = new Map<string, Promise<EnvState>>();
+/** How long a stop waits for syncs under way to store what they fetched. */
+const STOP_DRAIN_MS = 3_000;
 let staleMs = 300_000;
 let relayDelay = 0;
 let relayRunning = false;
@@ -699,6 +701,14 @@ serveActor<FlagCalls>({
     }
   },
   async stop() {
+    // A sync may be storing what it fetched (the store, then Redis): let it finish before
+    // the connections close (its fetch, if still running, was aborted with the signal).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...syncing.values()]),
+      new Promise((r) => timer = setTimeout(r, STOP_DRAIN_MS)),
+    ]);
+    clearTimeout(timer);
     await producer?.disconnect().catch(() => {});
     redis?.disconnect();
     await store?.close().catch(() => {});

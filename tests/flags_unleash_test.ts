@@ -354,7 +354,7 @@ serverTest(
       }
       await using b = await startService(second.settings);
       const r = await evaluate(b, { flag_name: f });
-      assert.deepEqual([r.body.value, r.body.reason], [true, "CACHED"]);
+      assert.deepEqual([r.body.value, r.body.reason], [true, "CACHED"], JSON.stringify(r.body));
     } finally {
       await admin.cleanup();
       await Promise.all([
