@@ -17,6 +17,7 @@ import {
   serializeError,
 } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
+import { nextRunShared, settleWithin } from "../lib/async.ts";
 import { actorCallDuration, type HistogramSeries } from "../lib/metrics.ts";
 import type { Settings } from "../lib/settings.ts";
 import type {
@@ -344,12 +345,7 @@ export class ActorClient<M extends CallMap> {
         };
       });
       this.#post(worker, { kind: "stop" });
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        stopped,
-        new Promise((r) => timer = setTimeout(r, Math.max(0, end - Date.now()))),
-      ]);
-      clearTimeout(timer);
+      await settleWithin(stopped, Math.max(0, end - Date.now()));
       worker.terminate();
     }
     this.#worker = null;
@@ -362,8 +358,7 @@ export class ActorClient<M extends CallMap> {
     this.#sweeper = undefined;
   }
 
-  #pingInFlight: Promise<unknown> | null = null;
-  #pingNext: Promise<unknown> | null = null;
+  #ping = nextRunShared(() => this.call({ type: "ping" } as MessageOf<M> & { type: string }));
 
   /**
    * A round trip to the actor (`ping`), shared by concurrent callers: a caller joins the
@@ -372,18 +367,7 @@ export class ActorClient<M extends CallMap> {
    * per actor per round trip instead of one per request.
    */
   ping(): Promise<unknown> {
-    if (!this.#pingInFlight) {
-      this.#pingInFlight = this.call({ type: "ping" } as MessageOf<M> & { type: string })
-        .finally(() => this.#pingInFlight = null);
-      return this.#pingInFlight;
-    }
-    if (!this.#pingNext) {
-      this.#pingNext = this.#pingInFlight.catch(() => {}).then(() => {
-        this.#pingNext = null;
-        return this.ping();
-      });
-    }
-    return this.#pingNext;
+    return this.#ping();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -19,6 +19,7 @@ import { BackendMonitor } from "./monitor.ts";
 import type { FlagCalls, HttpAnswer } from "./flags_protocol.ts";
 import type { Settings } from "../lib/settings.ts";
 import { log } from "../lib/log.ts";
+import { settleWithin } from "../lib/async.ts";
 import { BackendUnavailableError, NotFoundError, ValidationError } from "../lib/errors.ts";
 import type { FieldError } from "../lib/errors.ts";
 import { type Evaluation, type FeatureInterface, FlagSet } from "../lib/flags/engine.ts";
@@ -703,12 +704,7 @@ serveActor<FlagCalls>({
   async stop() {
     // A sync may be storing what it fetched (the store, then Redis): let it finish before
     // the connections close (its fetch, if still running, was aborted with the signal).
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.allSettled([...syncing.values()]),
-      new Promise((r) => timer = setTimeout(r, STOP_DRAIN_MS)),
-    ]);
-    clearTimeout(timer);
+    await settleWithin(Promise.allSettled([...syncing.values()]), STOP_DRAIN_MS);
     await producer?.disconnect().catch(() => {});
     redis?.disconnect();
     await store?.close().catch(() => {});

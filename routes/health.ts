@@ -6,6 +6,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { newRouter, splitUrl } from "./router.ts";
 import type { ActorHandle } from "./actors.ts";
 import { errorToProblem, problemResponse } from "../lib/problem.ts";
+import { nextRunShared } from "../lib/async.ts";
 import type { AppDeps } from "./app.ts";
 import { SERVICE_VERSION } from "./meta.ts";
 import type { BackendStatus } from "../actors/protocol.ts";
@@ -49,21 +50,8 @@ export function readiness(actors: ActorHandle[]) {
   const states: Record<string, "ok"> = {};
   for (const a of actors) states[a.name] = "ok";
   const body = JSON.stringify({ status: "ready", actors: states });
-  let inFlight: Promise<void> | null = null;
-  let next: Promise<void> | null = null;
-  const round = (): Promise<void> => {
-    if (!inFlight) {
-      inFlight = Promise.all(actors.map((a) => a.ping())).then(() => {}).finally(() =>
-        inFlight = null
-      );
-      return inFlight;
-    }
-    next ??= inFlight.catch(() => {}).then(() => {
-      next = null;
-      return round();
-    });
-    return next;
-  };
+  // One shared promise per wave of requests instead of each request's own Promise.all.
+  const round = nextRunShared(() => Promise.all(actors.map((a) => a.ping())).then(() => {}));
   return {
     body,
     round,

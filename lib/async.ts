@@ -1,0 +1,33 @@
+/** Small promise helpers shared by the actor runtime, the actors and the routes. */
+
+/**
+ * Shares runs of `run` between concurrent callers: a caller joins the next run that starts
+ * after its call, never one already under way, so every answer comes from a run begun after
+ * the call was made. Under load that is one run per wave of callers instead of one each.
+ */
+export function nextRunShared<T>(run: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | null = null;
+  let next: Promise<T> | null = null;
+  const call = (): Promise<T> => {
+    if (!inFlight) {
+      inFlight = run().finally(() => inFlight = null);
+      return inFlight;
+    }
+    next ??= inFlight.catch(() => {}).then(() => {
+      next = null;
+      return call();
+    });
+    return next;
+  };
+  return call;
+}
+
+/** Waits until `p` settles or `ms` pass, whichever is first. Never throws. */
+export async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    p.then(() => {}, () => {}),
+    new Promise((r) => timer = setTimeout(r, ms)),
+  ]);
+  clearTimeout(timer);
+}
