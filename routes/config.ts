@@ -24,8 +24,8 @@ export interface ConfigDeps {
   settings: Settings;
   config: ConfigClient;
   hub: WatchHub;
-  /** Validated GET URLs, shared with {@link fastConfigGet} (default: a map of its own). */
-  getMemo?: GetMemo;
+  /** Validated GET URLs, shared with {@link fastConfigGet}. */
+  getMemo: GetMemo;
 }
 
 /**
@@ -366,7 +366,7 @@ export function configRoutes(deps: ConfigDeps) {
   // The hot path: documented from the same schemas, but validated inside one handler, since
   // the validator middleware of .openapi() makes Hono compose an async chain per request.
   r.openAPIRegistry.registerPath(getRoute);
-  const parsed: GetMemo = deps.getMemo ?? new Map();
+  const parsed = deps.getMemo;
   const parseGet = (c: Context<AppEnv>) => {
     const url = c.req.url;
     const memo = parsed.get(url);

@@ -76,7 +76,9 @@ export function readiness(actors: ActorHandle[]) {
 /** Backends the service cannot serve without; any other one down only degrades it. */
 const ESSENTIAL = new Set(["storage"]);
 
-export function healthRoutes(deps: AppDeps, ready = readiness(Object.values(deps.actors))) {
+export type Readiness = ReturnType<typeof readiness>;
+
+export function healthRoutes(deps: AppDeps, ready: Readiness) {
   const actors = Object.values(deps.actors);
   return newRouter()
     .openapi(
