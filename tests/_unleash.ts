@@ -30,6 +30,24 @@ export interface StrategyInput {
   variants?: Record<string, unknown>[];
 }
 
+/**
+ * Runs `send` again while the connection is refused, for up to 30 s: the stack starts Unleash
+ * again when it dies (scripts/supervise.sh, reported by .ci/run), and a refused connection never
+ * reached the server, so sending the same request again is safe. Any other error is thrown.
+ */
+async function connectRetrying(send: () => Promise<Response>): Promise<Response> {
+  const end = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await send();
+    } catch (err) {
+      const refused = /Connection refused/.test(`${err} ${(err as Error).cause ?? ""}`);
+      if (!refused || Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 export class UnleashAdmin {
   readonly api = env("UNLEASH_URL").replace(/\/+$/, "");
   readonly #token = env("UNLEASH_API_TOKEN");
@@ -38,11 +56,13 @@ export class UnleashAdmin {
   readonly prefix = `it-${rid()}`;
 
   async #call(method: string, path: string, body?: unknown): Promise<unknown> {
-    const res = await fetch(`${this.api}/admin${path}`, {
-      method,
-      headers: { Authorization: this.#token, "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    const res = await connectRetrying(() =>
+      fetch(`${this.api}/admin${path}`, {
+        method,
+        headers: { Authorization: this.#token, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      })
+    );
     const text = await res.text();
     if (!res.ok) throw new Error(`Unleash ${method} ${path}: HTTP ${res.status} ${text}`);
     return text ? JSON.parse(text) : null;
@@ -105,16 +125,19 @@ export class UnleashAdmin {
     return out;
   }
 
-  /** Archives and deletes every flag this admin created. */
+  /**
+   * Archives every flag this admin created (archived flags leave the client API, so later
+   * tests never see them), and deliberately does not delete them. Unleash 8.2 handles an
+   * archive by inserting a `feature_lifecycles` row in the background; deleting the flag at
+   * once made that insert fail its foreign key, and an unhandled rejection ends the whole
+   * Unleash process there (the db-migrate it runs at startup installs a process-wide handler
+   * that calls `process.exit(1)`). That crash broke a CI run; the stack is cleaned per clone.
+   */
   async cleanup(): Promise<void> {
     for (const f of this.created) {
       try {
         await this.#call("DELETE", `/projects/default/features/${f}`);
       } catch { /* already archived */ }
-    }
-    if (this.created.length > 0) {
-      await this.#call("POST", "/projects/default/delete", { features: this.created })
-        .catch(() => {});
     }
   }
 }
