@@ -180,6 +180,8 @@ stop_pid() {
   if kill -0 "$pid" 2>/dev/null; then
     log "$name: did not exit after ${t}s, sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
+    # spawn started it with setsid: anything it started (a supervised server) is in its group
+    kill -KILL -- "-$pid" 2>/dev/null || true
     sleep 0.5
   fi
   rm -f "$pidfile"
@@ -798,6 +800,7 @@ unleash_spawn() { # unleash_spawn with_tokens(0|1)
     CHECK_VERSION=false SEND_TELEMETRY=false SCARF_ANALYTICS=false DO_NOT_TRACK=1 \
     LOG_LEVEL="${UNLEASH_LOG_LEVEL:-info}" \
     "${tokens_env[@]}" \
+    bash "$SCRIPTS_DIR/supervise.sh" unleash \
     "$NODE22" "$UNLEASH_APP/node_modules/unleash-server/dist/server.js"
 }
 
