@@ -31,14 +31,11 @@ while :; do
     kill -0 "$child" 2>/dev/null || break
   done
   ((stopping)) && exit 0
-  say "$name exited unexpectedly (status $rc); starting it again"
-  if ((SECONDS - started < 15)); then
-    if ((++quick >= 3)); then
-      say "$name exited $quick times in a row within 15 s of starting; giving up"
-      exit 1
-    fi
-  else
-    quick=0
+  if ((SECONDS - started < 15)); then quick=$((quick + 1)); else quick=0; fi
+  if ((quick >= 3)); then
+    say "$name exited (status $rc) $quick times in a row within 15 s of starting; giving up"
+    exit 1
   fi
+  say "$name exited unexpectedly (status $rc); starting it again"
   sleep 1
 done
