@@ -23,7 +23,6 @@ while :; do
   "$@" &
   child=$!
   ((stopping)) && kill -TERM "$child" 2>/dev/null
-  rc=0
   while :; do
     wait "$child"
     rc=$?
