@@ -60,6 +60,7 @@ serveActor<HealthCalls>({
       maxRetryDelayMs: s.HEALTH_CHECK_MAX_RETRY_DELAY * 1000,
       backoff: s.HEALTH_CHECK_RETRY_BACKOFF,
       additionalEndpoints: s.HEALTH_CHECK_ADDITIONAL_ENDPOINTS,
+      allowedNetworks: s.HEALTH_CHECK_ALLOWED_NETWORKS,
     };
     scheduler = new Scheduler({
       intervalMs: s.SERVICE_HEALTH_CHECK_INTERVAL * 1000,

@@ -120,11 +120,11 @@ Deno.test("probe() caps retry delays at maxRetryDelayMs", async () => {
   try {
     // The sleeps asked for are recorded by an injected sleep…
     const asked: number[] = [];
-    const r = await probe({ health_check_url: `${base}/health`, service_url: base }, s, undefined, (
-      ms,
-    ) => {
-      asked.push(ms);
-      return Promise.resolve();
+    const r = await probe({ health_check_url: `${base}/health`, service_url: base }, s, undefined, {
+      sleep: (ms) => {
+        asked.push(ms);
+        return Promise.resolve();
+      },
     });
     assert.equal(r.attempts, 5);
     assert.deepEqual(asked, [50, 60, 60, 60]);

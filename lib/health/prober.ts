@@ -1,9 +1,12 @@
 /**
  * One health probe of one registered instance: its `health_check_url` plus the
  * `HEALTH_CHECK_ADDITIONAL_ENDPOINTS` on its `service_url`, with a per-attempt timeout and
- * retries with exponential backoff. Pure logic over `fetch`: scheduling, SSRF address policy
- * and status bookkeeping belong to the caller.
+ * retries with exponential backoff. Every attempt resolves the host, applies the SSRF address
+ * policy to every address and connects only to those addresses. Scheduling and status
+ * bookkeeping belong to the caller.
  */
+import { ipLiteral, probeRefusal } from "./address_policy.ts";
+import { pinnedGet, resolveHost, type Resolver, type Send } from "./pinned_get.ts";
 
 /** How a probe behaves; durations in milliseconds (settings hold seconds, the caller converts). */
 export interface ProbeSettings {
@@ -19,6 +22,11 @@ export interface ProbeSettings {
   backoff: number;
   /** Paths probed under `service_url` (origin + its path), e.g. `["/ready", "/live"]`. */
   additionalEndpoints: string[];
+  /**
+   * `HEALTH_CHECK_ALLOWED_NETWORKS`: CIDRs, addresses or exact host names probed despite the
+   * link-local/metadata guard. Absent means none (the guard fails closed).
+   */
+  allowedNetworks?: string[];
 }
 
 /** The instance fields a probe needs. */
@@ -57,6 +65,19 @@ export interface ProbeResult {
 /** Sleeps `ms`, returning early (without throwing) when `signal` aborts. */
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
+/** The I/O {@link probe} does, replaceable in tests; each defaults to the real one. */
+export interface ProbeOptions {
+  /** Waits between rounds (default: a timer). */
+  sleep?: Sleep;
+  /** Resolves a host name to all its addresses (default {@link resolveHost}: getaddrinfo). */
+  resolve?: Resolver;
+  /** Sends one GET to checked addresses (default {@link pinnedGet}). */
+  send?: Send;
+}
+
+/** Endpoint results refused by the address policy: retrying them cannot help. */
+const refusals = new WeakSet<EndpointResult>();
+
 const defaultSleep: Sleep = (ms, signal) =>
   new Promise<void>((resolve) => {
     if (signal?.aborted) return resolve();
@@ -81,15 +102,28 @@ export function retryDelayMs(s: ProbeSettings, n: number): number {
  * instance is healthy when all probed endpoints are ok. A failing round is retried up to
  * maxRetries times with exponential backoff (sleep honours `signal`); the result is the last
  * round's. Never throws (aborted → unhealthy with reason "aborted"). Redirects are not followed
- * (redirect: "manual"; 3xx = failure) so a probe cannot be bounced to another host. Response
- * bodies are always cancelled.
+ * (3xx = failure) so a probe cannot be bounced to another host. Response bodies are discarded.
+ *
+ * SSRF: each attempt resolves the endpoint's host name (all addresses, /etc/hosts included)
+ * and refuses the endpoint, without connecting and without retrying, when the name is a
+ * metadata name or ANY address is link-local or cloud metadata, directly or carried in an
+ * IPv6 form (IPv4-mapped, -compatible, 6to4, NAT64), unless `s.allowedNetworks` allows it. The
+ * connection then goes to those checked addresses only, so a second DNS answer cannot
+ * redirect it; the name still gives `Host`, SNI and the certificate check.
  */
 export async function probe(
   t: ProbeTarget,
   s: ProbeSettings,
   signal?: AbortSignal,
-  sleep: Sleep = defaultSleep,
+  options: ProbeOptions = {},
 ): Promise<ProbeResult> {
+  const sleep = options.sleep ?? defaultSleep;
+  const io: AttemptIo = {
+    resolve: options.resolve ?? resolveHost,
+    send: options.send ?? pinnedGet,
+    allowed: s.allowedNetworks ?? [],
+    timeoutMs: s.timeoutMs,
+  };
   let attempts = 0;
   let endpoints: EndpointResult[] = [];
   try {
@@ -100,12 +134,12 @@ export async function probe(
       attempts++;
       // Endpoints of one round run in parallel: a round then costs one timeout at worst,
       // whatever the number of additional endpoints.
-      endpoints = await Promise.all(plan.map((p) => attempt(p, s.timeoutMs, signal)));
+      endpoints = await Promise.all(plan.map((p) => attempt(p, io, signal)));
       if (signal?.aborted) return aborted(attempts, endpoints);
       if (endpoints.every((e) => e.ok)) {
         return { healthy: true, checked_at: new Date().toISOString(), attempts, endpoints };
       }
-      if (n >= retries) break;
+      if (n >= retries || endpoints.some((e) => refusals.has(e))) break;
       // A custom sleep may reject on abort; either way the check above turns it into "aborted".
       await sleep(retryDelayMs(s, n), signal).catch(() => {});
     }
@@ -177,7 +211,7 @@ function parseHttpUrl(raw: string): { url?: URL; invalid?: string } {
   } catch {
     return { invalid: "invalid URL" };
   }
-  // fetch also speaks file:, data: and blob:; a registered URL must never read local files.
+  // Only http(s) is probed: a registered URL must never read local files (file:, data:).
   if (u.protocol !== "http:" && u.protocol !== "https:") {
     return { invalid: `unsupported protocol ${u.protocol}` };
   }
@@ -200,11 +234,17 @@ function joinPath(base: URL, path: string): URL {
 
 class ProbeTimeout extends Error {}
 
-async function attempt(
-  p: Planned,
-  timeoutMs: number,
-  signal?: AbortSignal,
-): Promise<EndpointResult> {
+interface AttemptIo {
+  resolve: Resolver;
+  send: Send;
+  allowed: string[];
+  timeoutMs: number;
+}
+
+const HEADERS = { accept: "application/json, text/plain;q=0.9, */*;q=0.1" };
+
+async function attempt(p: Planned, io: AttemptIo, signal?: AbortSignal): Promise<EndpointResult> {
+  const { timeoutMs } = io;
   if (!p.url) {
     return { url: p.display, ok: false, status: null, error: p.invalid ?? "invalid URL", ms: 0 };
   }
@@ -219,27 +259,28 @@ async function attempt(
   const t0 = performance.now();
   const ms = () => Math.round((performance.now() - t0) * 10) / 10;
   try {
-    const res = await fetch(p.url, {
-      method: "GET",
-      redirect: "manual",
-      signal: ctl.signal,
-      headers: { accept: "application/json, text/plain;q=0.9, */*;q=0.1" },
-    });
+    const url = p.url;
+    const literal = ipLiteral(url);
+    // A literal, or a metadata name before any lookup of it, is judged first.
+    let addresses = literal ? [literal] : [];
+    let refusal = probeRefusal(url, addresses, io.allowed);
+    if (!refusal && !literal) {
+      addresses = await untilAborted(io.resolve(url.hostname), ctl.signal);
+      if (addresses.length === 0) throw new Error(`${url.hostname} resolves to no address`);
+      refusal = probeRefusal(url, addresses, io.allowed);
+    }
+    if (refusal) {
+      const r = { url: p.display, ok: false, status: null, error: `refused: ${refusal}`, ms: ms() };
+      refusals.add(r);
+      return r;
+    }
+    // The addresses just checked are the only ones `send` may connect to (DNS rebinding).
+    const status = await io.send({ url, addresses, headers: HEADERS, signal: ctl.signal });
     const elapsed = ms();
-    // The status is all we need; cancelling frees the connection and the body resource.
-    await res.body?.cancel().catch(() => {});
-    const status = res.status;
     if (status >= 200 && status < 300) return { url: p.display, ok: true, status, ms: elapsed };
     if (status === 404 && p.notFoundOk) return { url: p.display, ok: true, status, ms: elapsed };
-    // Browsers' fetch reports a manual redirect as an opaque response with status 0.
-    if ((status >= 300 && status < 400) || res.type === "opaqueredirect") {
-      return {
-        url: p.display,
-        ok: false,
-        status: status || null,
-        error: "redirect not followed",
-        ms: elapsed,
-      };
+    if (status >= 300 && status < 400) {
+      return { url: p.display, ok: false, status, error: "redirect not followed", ms: elapsed };
     }
     return { url: p.display, ok: false, status, ms: elapsed };
   } catch (err) {
@@ -253,6 +294,16 @@ async function attempt(
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/** `p`, or the signal's reason once it aborts (a lookup in flight cannot be cancelled). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function aborted(attempts: number, endpoints: EndpointResult[]): ProbeResult {
@@ -273,7 +324,7 @@ function failureText(e: EndpointResult): string {
 }
 
 /**
- * An error's message chain (Deno's fetch puts the useful part in `cause`), with the URL it
+ * An error's message chain (Deno's HTTP errors put the useful part in `cause`), with the URL it
  * repeats dropped and any other URL redacted, so nothing secret reaches logs or responses.
  */
 function describeError(err: unknown): string {
