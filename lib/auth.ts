@@ -2,8 +2,9 @@
  * API tokens: `Authorization: Bearer <token>` checked against SHA-256 digests (from
  * `API_TOKENS_FILE`, and `API_TOKENS` hashed at start), compared in constant time. Each
  * token has a name (the principal written as `updated_by`) and scopes; each request needs
- * the scope of its route. A per-token (or, unauthenticated, per-address) token bucket
- * enforces `RATE_LIMIT_PER_MINUTE`.
+ * the scopes its route declares (routes/access.ts). Token buckets enforce
+ * `RATE_LIMIT_PER_MINUTE` (per token, per address when open) and `AUTH_FAILURES_PER_MINUTE`
+ * (failed authentications per client address).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
@@ -130,24 +131,6 @@ export function loadTokens(
   return tokens;
 }
 
-/** The scope a request needs, or null for the open endpoints. */
-export function requiredScope(method: string, path: string, search: string): Scope[] | null {
-  const read = method === "GET" || method === "HEAD";
-  if (path.startsWith("/api/v1/config")) {
-    // POST /config/bulk reads.
-    const scope: Scope = read || path === "/api/v1/config/bulk" ? "config:read" : "config:write";
-    return /[?&]reveal=true(&|$)/.test(search) ? [scope, "secrets:read"] : [scope];
-  }
-  if (path.startsWith("/api/v1/registry")) return [read ? "registry:read" : "registry:write"];
-  if (path.startsWith("/api/v1/feature-flags")) {
-    return [path === "/api/v1/feature-flags/sync" && !read ? "flags:write" : "flags:read"];
-  }
-  if (path.startsWith("/ofrep/")) return ["flags:read"];
-  if (path === "/metrics") return ["admin"];
-  if (path.startsWith("/api/")) return ["admin"];
-  return null;
-}
-
 export type AuthResult =
   | { ok: true; principal: string | null; key: string }
   | { ok: false; status: 401 | 403; detail: string };
@@ -162,7 +145,7 @@ export class Authenticator {
   }
 
   /** Checks the `Authorization` header against the scopes the route needs. */
-  check(authorization: string | null, scopes: Scope[]): AuthResult {
+  check(authorization: string | null, scopes: readonly Scope[]): AuthResult {
     const m = authorization?.match(/^Bearer[ ]+(\S+)\s*$/i);
     if (!m) {
       return {
@@ -202,6 +185,15 @@ export class RateLimiter {
   get enabled(): boolean {
     return this.#perMinute > 0;
   }
+  /** Seconds until `key` may take a request (0: now), taking nothing. */
+  peek(key: string, now = performance.now()): number {
+    const b = this.#buckets.get(key);
+    if (!b) return 0;
+    const rate = this.#perMinute / 60_000;
+    const tokens = Math.min(this.#perMinute, b.tokens + (now - b.at) * rate);
+    return tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - tokens) / rate / 1000));
+  }
+
   /** Takes one request; returns 0 when allowed, else the seconds to wait. */
   take(key: string, now = performance.now()): number {
     const rate = this.#perMinute / 60_000;

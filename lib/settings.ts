@@ -170,6 +170,7 @@ const schema = z.object({
   API_TOKENS_FILE: optStr(),
   API_TOKENS: optStr(),
   RATE_LIMIT_PER_MINUTE: num(0, { min: 0, max: 10_000_000, int: true }),
+  AUTH_FAILURES_PER_MINUTE: num(30, { min: 0, max: 10_000_000, int: true }),
 });
 
 /** Parsed settings; keys are the environment variable names. */

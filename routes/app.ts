@@ -8,7 +8,16 @@ import { bodyLimit } from "hono/body-limit";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { errorToProblem, problem, problemResponse } from "../lib/problem.ts";
 import { log } from "../lib/log.ts";
-import { Authenticator, loadTokens, RateLimiter, requiredScope } from "../lib/auth.ts";
+import { Authenticator, loadTokens, RateLimiter } from "../lib/auth.ts";
+import {
+  type Access,
+  accessKey,
+  type AccessTable,
+  accessTable,
+  requestPath,
+  scopesFor,
+  UNDECLARED,
+} from "./access.ts";
 import type { ApiToken } from "../lib/auth.ts";
 import type { Settings } from "../lib/settings.ts";
 import { type AppEnv, BODY_LIMIT_BYTES, newRouter, splitUrl } from "./router.ts";
@@ -68,20 +77,23 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   let seq = 0;
   const auth = new Authenticator(deps.tokens ?? loadTokens(deps.settings));
   const limiter = new RateLimiter(deps.settings.RATE_LIMIT_PER_MINUTE);
+  const failures = new RateLimiter(deps.settings.AUTH_FAILURES_PER_MINUTE);
   const guarded = auth.enabled || limiter.enabled;
   const fastFlags = deps.flags ? fastEvaluation(deps.flags) : null;
   const getMemo: GetMemo = new Map();
   const configGet = deps.config ? fastConfigGet(deps.config, getMemo) : null;
   const ready = readiness(Object.values(deps.actors));
+  // Its access table is read once every route is mounted, below.
+  const resolver = new RouteResolver(app);
   app.fetch = (req: Request, env?: unknown, ctx?: ExecutionContext) => {
     const logging = log.enabled("info");
     const t0 = performance.now();
     const given = req.headers.get("x-request-id");
     const id = given && REQUEST_ID.test(given) ? given : `${idPrefix}-${(++seq).toString(36)}`;
+    const r = resolver.resolve(req);
     const finish = (res: Response, idSet = false) => {
       if (!idSet && !res.headers.has("x-request-id")) res.headers.set("x-request-id", id);
       const ms = performance.now() - t0;
-      const r = routeOf(app, req);
       httpDuration.observeInto(
         r.byStatus[res.status] ??= httpDuration.series([
           req.method,
@@ -93,58 +105,75 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       if (logging) logRequest(req, r.route, res.status, ms, id);
       return res;
     };
+    if (!r.hostOk) return finish(badHost(r.path, id));
     let principal: string | null = null;
     if (guarded) {
-      const denied = guard(req, env, id);
+      const denied = guard(req, env, id, r);
       if (denied instanceof Response) return finish(denied);
       principal = denied;
     }
     if (req.method === "GET") {
+      if (r.route === "/ready") return ready.fast(id).then((res) => finish(res, true));
       const fast = configGet?.(req, id);
       if (fast) return finish(fast, true);
-      const r = ready.fast(req, id);
-      if (r) return r.then((res) => finish(res, true));
-    } else if (fastFlags && req.method === "POST") {
-      const fast = fastFlags(req, id);
+    } else if (fastFlags && req.method === "POST" && r.route !== null) {
+      const fast = fastFlags(req, id, r.route);
       if (fast) return fast.then((res) => finish(res, true));
     }
     const res = inner(req, { requestId: id, principal }, ctx);
     return res instanceof Promise ? res.then(finish) : finish(res);
   };
 
-  /** Token, scope and rate limit: a refusal, or the principal (null when open). */
-  const guard = (req: Request, env: unknown, id: string): Response | string | null => {
-    const [path, search] = splitUrl(req.url);
-    const scopes = requiredScope(req.method, path, search);
-    if (!scopes) return null;
+  /**
+   * Token, scope and rate limits for the route the request was matched to: a refusal, or
+   * the principal (null when open). A path no route serves needs a valid token too, so an
+   * unauthenticated caller learns nothing from 404s.
+   */
+  const guard = (
+    req: Request,
+    env: unknown,
+    id: string,
+    r: Resolved,
+  ): Response | string | null => {
+    const scopes = r.access === null ? [] : scopesFor(r.access, req.url);
+    if (scopes === null) return null;
+    const refuse = (status: number, detail: string, headers: Record<string, string> = {}) =>
+      problemResponse(problem(status, detail, { instance: r.path, request_id: id }), headers);
+    const addr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
+    const client = `addr:${addr?.hostname ?? "unknown"}`;
     let principal: string | null = null;
-    let key: string;
+    let key = client;
     if (auth.enabled) {
-      const r = auth.check(req.headers.get("authorization"), scopes);
-      if (!r.ok) {
-        return problemResponse(
-          problem(r.status, r.detail, { instance: path, request_id: id }),
-          r.status === 401 ? { "www-authenticate": 'Bearer realm="config-service"' } : {},
+      // An address that failed too often is refused whatever it sends now: a guess that
+      // would be right gets the same 429 as one that would be wrong.
+      const wait = failures.enabled ? failures.peek(client) : 0;
+      if (wait > 0) {
+        return refuse(
+          429,
+          `Too many failed authentications from this address (AUTH_FAILURES_PER_MINUTE ${deps.settings.AUTH_FAILURES_PER_MINUTE})`,
+          { "retry-after": String(wait) },
         );
       }
-      principal = r.principal;
-      key = r.key;
-    } else {
-      const addr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
-      key = `addr:${addr?.hostname ?? "unknown"}`;
+      const a = auth.check(req.headers.get("authorization"), scopes);
+      if (!a.ok) {
+        if (a.status === 401 && failures.enabled) failures.take(client);
+        return refuse(
+          a.status,
+          a.detail,
+          a.status === 401 ? { "www-authenticate": 'Bearer realm="config-service"' } : {},
+        );
+      }
+      principal = a.principal;
+      key = a.key;
+    } else if (r.access === null) {
+      return null;
     }
     if (limiter.enabled) {
       const wait = limiter.take(key);
       if (wait > 0) {
-        return problemResponse(
-          problem(
-            429,
-            `Rate limit of ${deps.settings.RATE_LIMIT_PER_MINUTE} requests a minute exceeded`,
-            {
-              instance: path,
-              request_id: id,
-            },
-          ),
+        return refuse(
+          429,
+          `Rate limit of ${deps.settings.RATE_LIMIT_PER_MINUTE} requests a minute exceeded`,
           { "retry-after": String(wait) },
         );
       }
@@ -186,6 +215,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   }
   if (deps.flags) app.route("/", flagRoutes({ settings: deps.settings, flags: deps.flags }));
   app.route("/", docsRoutes(app));
+  resolver.declared(accessTable(app));
   return app;
 }
 
@@ -226,33 +256,94 @@ function logRequest(
   });
 }
 
-/** What a request URL resolved to: its route pattern and its metric series by status. */
+/** What a request resolved to: its canonical path, route pattern, declared access (null:
+ * no route serves the path) and metric series by status; `hostOk` false when its `Host`
+ * would change the URL the router and the handlers read. */
 interface Resolved {
   method: string;
+  path: string;
   route: string | null;
+  access: Access | null;
+  hostOk: boolean;
   byStatus: Record<number, HistogramSeries>;
 }
 
+/** `host`, `host:port`, `[v6]:port`: nothing that could end the authority of a URL. */
+const HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
 /**
- * Route patterns by request URL (bounded): every request is labelled by route in the
- * metrics, and hot clients repeat URLs, so the router runs once per distinct URL. Small on
- * purpose: at 5,000 URLs, 100,000 distinct ones (bench/rss.ts) kept ~50 MiB more resident.
+ * Resolves requests to routes with the router that will serve them, on the path it will
+ * serve them by ({@link requestPath}), bounded by URL: hot clients repeat URLs, so the
+ * router runs once per distinct URL. Small on purpose: at 5,000 URLs, 100,000 distinct ones
+ * (bench/rss.ts) kept ~50 MiB more resident.
  */
-const routes = new Map<string, Resolved>();
-function routeOf(app: OpenAPIHono<AppEnv>, req: Request): Resolved {
-  const url = req.url;
-  const hit = routes.get(url);
-  if (hit !== undefined && hit.method === req.method) return hit;
-  const [path] = splitUrl(url);
-  const matched = app.router.match(req.method, path)[0] as unknown as [[unknown, {
-    path: string;
-    method: string;
-  }]][];
-  const route = matched.map((m) => m[0][1]).filter((r) => r.path !== "*").at(-1)?.path ?? null;
-  if (routes.size >= 512) routes.clear();
-  const r: Resolved = { method: req.method, route, byStatus: {} };
-  routes.set(url, r);
-  return r;
+class RouteResolver {
+  readonly #app: OpenAPIHono<AppEnv>;
+  #table: AccessTable = new Map();
+  readonly #byUrl = new Map<string, Resolved>();
+  /** The last `Host` found good: clients send the same one again and again. */
+  #goodHost: string | null = null;
+  constructor(app: OpenAPIHono<AppEnv>) {
+    this.#app = app;
+  }
+
+  /** The routes' declarations; until given, every route is {@link UNDECLARED}. */
+  declared(table: AccessTable): void {
+    this.#table = table;
+    this.#byUrl.clear();
+  }
+
+  resolve(req: Request): Resolved {
+    const url = req.url;
+    const hit = this.#byUrl.get(url);
+    if (hit !== undefined && hit.method === req.method) {
+      return hit.hostOk ? this.#checkHost(req, hit) : hit;
+    }
+    const path = requestPath(url);
+    // HEAD is answered by the GET route (Hono does the same).
+    const method = req.method === "HEAD" ? "GET" : req.method;
+    const matched = this.#app.router.match(method, path)[0] as unknown as [[unknown, {
+      path: string;
+      method: string;
+    }]][];
+    const route = matched.map((m) => m[0][1]).filter((r) => r.path !== "*").at(-1)?.path ??
+      null;
+    const authority = url.slice(url.indexOf("//") + 2, url.indexOf("/", url.indexOf("//") + 2));
+    const r: Resolved = {
+      method: req.method,
+      path,
+      route,
+      access: route === null ? null : this.#table.get(accessKey(method, route)) ?? UNDECLARED,
+      hostOk: HOST.test(authority),
+      byStatus: {},
+    };
+    if (this.#byUrl.size >= 512) this.#byUrl.clear();
+    this.#byUrl.set(url, r);
+    return r.hostOk ? this.#checkHost(req, r) : r;
+  }
+
+  /** Deno writes `Host` into the URL as sent: one with a `/` would move the path. */
+  #checkHost(req: Request, r: Resolved): Resolved {
+    const host = req.headers.get("host");
+    if (host === null || host === this.#goodHost) return r;
+    const url = req.url;
+    const at = url.indexOf("//") + 2;
+    if (HOST.test(host) && url.startsWith(host, at) && url.charCodeAt(at + host.length) === 47) {
+      this.#goodHost = host;
+      return r;
+    }
+    return { ...r, hostOk: false };
+  }
+}
+
+function badHost(path: string, id: string): Response {
+  return problemResponse(
+    problem(400, "The Host header must be a host name or address, with an optional port", {
+      instance: path,
+      request_id: id,
+      errors: [{ field: "Host", in: "header", message: "is not a host[:port]" }],
+    }),
+  );
 }
 
 const patterns = new Map<string, RegExp>();

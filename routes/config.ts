@@ -2,6 +2,7 @@
  * Configuration endpoints (spec 4–10) plus rollback, watch (SSE) and Consul-style long
  * polling. Handlers validate and translate; the ConfigActor does the work.
  */
+import { requires, revealRequested } from "./access.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { fieldErrors, newRouter } from "./router.ts";
@@ -168,6 +169,7 @@ export function configRoutes(deps: ConfigDeps) {
     createRoute({
       method: "get",
       path: "/api/v1/config/watch",
+      ...requires(["config:read"]),
       tags: ["Configuration"],
       summary: "Watch changes (Server-Sent Events)",
       description: "Events `created`, `updated`, `deleted`, `rolled_back`; `id` is the change " +
@@ -204,6 +206,7 @@ export function configRoutes(deps: ConfigDeps) {
     createRoute({
       method: "post",
       path: "/api/v1/config/bulk",
+      ...requires(["config:read"]),
       tags: ["Configuration"],
       summary: "Get several values at once",
       description: "A flat key → value map; service scope first, then global; missing keys " +
@@ -242,6 +245,7 @@ export function configRoutes(deps: ConfigDeps) {
     createRoute({
       method: "get",
       path: "/api/v1/config",
+      ...requires(["config:read"]),
       tags: ["Configuration"],
       summary: "List configurations",
       description: "Filters: environment, service_name, `keys[]` (or repeated `keys`). With " +
@@ -308,6 +312,7 @@ export function configRoutes(deps: ConfigDeps) {
     createRoute({
       method: "post",
       path: "/api/v1/config",
+      ...requires(["config:write"]),
       tags: ["Configuration"],
       summary: "Create a configuration",
       request: {
@@ -351,6 +356,7 @@ export function configRoutes(deps: ConfigDeps) {
   const getRoute = createRoute({
     method: "get",
     path: "/api/v1/config/{key}",
+    ...requires(["config:read"], { reveal: ["secrets:read"] }),
     tags: ["Configuration"],
     summary: "Get a configuration",
     description: "Resolves the service scope, then the environment's global scope; `scope` " +
@@ -381,7 +387,8 @@ export function configRoutes(deps: ConfigDeps) {
     if (errors.length > 0 || !q.success) throw new ValidationError(errors);
     const out = {
       entryId: id(key, q.data.environment, q.data.service_name),
-      reveal: q.data.reveal === "true",
+      // The same reading of the query as the authorization made (routes/access.ts).
+      reveal: revealRequested(url),
     };
     if (parsed.size >= GET_MEMO_MAX) parsed.delete(parsed.keys().next().value!);
     parsed.set(url, out);
@@ -416,6 +423,7 @@ export function configRoutes(deps: ConfigDeps) {
     createRoute({
       method: "put",
       path: "/api/v1/config/{key}",
+      ...requires(["config:write"]),
       tags: ["Configuration"],
       summary: "Update a configuration",
       description: "`If-Match` with the ETag makes it a compare-and-set (412 when stale).",
@@ -449,6 +457,7 @@ export function configRoutes(deps: ConfigDeps) {
     createRoute({
       method: "delete",
       path: "/api/v1/config/{key}",
+      ...requires(["config:write"]),
       tags: ["Configuration"],
       summary: "Delete a configuration",
       description: "History is kept. `If-Match` makes it conditional (412 when stale).",
@@ -475,6 +484,7 @@ export function configRoutes(deps: ConfigDeps) {
     createRoute({
       method: "get",
       path: "/api/v1/config/{key}/history",
+      ...requires(["config:read"]),
       tags: ["Configuration"],
       summary: "Change history, newest first",
       request: { params: KeyParam, query: ScopeQuery.extend(Paging(50, 1000)) },
@@ -499,6 +509,7 @@ export function configRoutes(deps: ConfigDeps) {
     createRoute({
       method: "post",
       path: "/api/v1/config/{key}/rollback",
+      ...requires(["config:write"]),
       tags: ["Configuration"],
       summary: "Write a new version with an old version's value",
       request: {

@@ -3,7 +3,9 @@
  * `/redoc`. Their assets come from the npm packages `swagger-ui-dist` and `redoc` and are
  * served by this service itself: our machines have no CDN.
  */
-import type { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Handler } from "hono";
+import { OPEN } from "./access.ts";
 import { newRouter } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import { SERVICE_VERSION } from "./meta.ts";
@@ -48,7 +50,19 @@ const REDOC_HTML = `<!doctype html>
 export function docsRoutes(app: OpenAPIHono<AppEnv>) {
   const cache = new Map<string, string>();
   const r = newRouter();
-  r.get("/openapi.json", (c) =>
+  // Open to everyone, and declared so like every route (routes/access.ts).
+  const page = (path: string, summary: string, handler: Handler<AppEnv>) => {
+    r.openAPIRegistry.registerPath(createRoute({
+      method: "get",
+      path,
+      ...OPEN,
+      tags: ["Docs"],
+      summary,
+      responses: { 200: { description: summary } },
+    }));
+    r.get(path, handler);
+  };
+  page("/openapi.json", "This OpenAPI document", (c) =>
     c.json(app.getOpenAPI31Document({
       openapi: "3.1.0",
       info: {
@@ -58,10 +72,10 @@ export function docsRoutes(app: OpenAPIHono<AppEnv>) {
           "application/problem+json (RFC 9457).",
       },
     })));
-  r.get("/docs", (c) => c.html(SWAGGER_HTML));
-  r.get("/redoc", (c) => c.html(REDOC_HTML));
+  page("/docs", "Swagger UI", (c) => c.html(SWAGGER_HTML));
+  page("/redoc", "ReDoc", (c) => c.html(REDOC_HTML));
   for (const [path, asset] of Object.entries(ASSETS)) {
-    r.get(path, async (c) => {
+    page(path, "An asset of the documentation pages", async (c) => {
       let body = cache.get(path);
       if (body === undefined) {
         body = await asset.load();

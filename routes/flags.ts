@@ -2,9 +2,10 @@
  * Feature-flag endpoints (spec 18–23) and OFREP. Evaluation bodies go to the FlagActor as
  * text — it validates and answers ready JSON — so the HTTP thread only reads and writes.
  */
+import { requires } from "./access.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { BODY_LIMIT_BYTES, newRouter, splitUrl } from "./router.ts";
+import { BODY_LIMIT_BYTES, newRouter } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { Settings } from "../lib/settings.ts";
@@ -58,17 +59,18 @@ const EVALUATE_OPS: Record<string, "evaluate" | "boolean" | "bulk"> = {
 };
 
 /**
- * The evaluation endpoints without Hono's request pipeline: a POST with a `Content-Length`
- * within the body limit goes straight from the fetch wrapper to the FlagActor (the routes
- * below still document them, and answer chunked bodies). A do-nothing POST route through
- * Hono's pipeline topped out at ~0.37x of bare Deno.serve here (bench/).
+ * The evaluation endpoints without Hono's request pipeline: a POST that the router matched
+ * to one of them (`route`, after authorization) with a `Content-Length` within the body
+ * limit goes straight from the fetch wrapper to the FlagActor (the routes below still
+ * document them, and answer chunked bodies). A do-nothing POST route through Hono's
+ * pipeline topped out at ~0.37x of bare Deno.serve here (bench/).
  * @returns the answer, or null when the request is not one of them.
  */
 export function fastEvaluation(flags: FlagClient) {
-  return (req: Request, requestId: string): Promise<Response> | null => {
-    const [path, search] = splitUrl(req.url);
-    const op = search === "" ? EVALUATE_OPS[path] : undefined;
+  return (req: Request, requestId: string, route: string): Promise<Response> | null => {
+    const op = EVALUATE_OPS[route];
     if (op === undefined) return null;
+    const path = route;
     const length = req.headers.get("content-length");
     if (length === null || !/^\d{1,7}$/.test(length) || Number(length) > BODY_LIMIT_BYTES) {
       return null;
@@ -105,6 +107,7 @@ export function flagRoutes(deps: FlagDeps) {
     r.openAPIRegistry.registerPath(createRoute({
       method: "post",
       path,
+      ...requires(["flags:read"]),
       tags: ["Feature flags"],
       summary,
       description,
@@ -151,6 +154,7 @@ export function flagRoutes(deps: FlagDeps) {
     createRoute({
       method: "get",
       path: "/api/v1/feature-flags",
+      ...requires(["flags:read"]),
       tags: ["Feature flags"],
       summary: "List feature flags",
       description: "Every flag of the environment: name and enabled, plus type, description " +
@@ -177,6 +181,7 @@ export function flagRoutes(deps: FlagDeps) {
     createRoute({
       method: "post",
       path: "/api/v1/feature-flags/sync",
+      ...requires(["flags:write"]),
       tags: ["Feature flags"],
       summary: "Sync feature flags now",
       description: "Fetches the environment's definitions from Unleash (or the flags file) now. " +
@@ -197,6 +202,7 @@ export function flagRoutes(deps: FlagDeps) {
     createRoute({
       method: "get",
       path: "/api/v1/feature-flags/{name}",
+      ...requires(["flags:read"]),
       tags: ["Feature flags"],
       summary: "Get a feature flag",
       description: "The flag's definition in the environment: enabled, variants, strategies " +
@@ -251,6 +257,7 @@ export function flagRoutes(deps: FlagDeps) {
   r.openAPIRegistry.registerPath(createRoute({
     method: "post",
     path: "/ofrep/v1/evaluate/flags/{key}",
+    ...requires(["flags:read"]),
     tags: ["OFREP"],
     summary: "OFREP: evaluate one flag",
     description: "A selected variant with a payload answers the payload (typed by its own " +
@@ -278,6 +285,7 @@ export function flagRoutes(deps: FlagDeps) {
   r.openAPIRegistry.registerPath(createRoute({
     method: "post",
     path: "/ofrep/v1/evaluate/flags",
+    ...requires(["flags:read"]),
     tags: ["OFREP"],
     summary: "OFREP: evaluate every flag",
     description: "Strong `ETag`; `If-None-Match` gives 304.",

@@ -3,7 +3,8 @@
  * (the HTTP front answers) and `/ready` (every actor answers a round trip).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { newRouter, splitUrl } from "./router.ts";
+import { OPEN } from "./access.ts";
+import { newRouter } from "./router.ts";
 import type { ActorHandle } from "./actors.ts";
 import { errorToProblem, problemResponse } from "../lib/problem.ts";
 import { nextRunShared } from "../lib/async.ts";
@@ -55,10 +56,8 @@ export function readiness(actors: ActorHandle[]) {
   return {
     body,
     round,
-    /** The fetch wrapper's path for `GET /ready`, skipping Hono; null for any other URL. */
-    fast(req: Request, requestId: string): Promise<Response> | null {
-      const url = req.url;
-      if (!url.endsWith("/ready") || splitUrl(url)[0] !== "/ready") return null;
+    /** The fetch wrapper's answer to a request routed to `GET /ready`, skipping Hono. */
+    fast(requestId: string): Promise<Response> {
       return round().then(
         () =>
           new Response(body, {
@@ -85,6 +84,7 @@ export function healthRoutes(deps: AppDeps, ready: Readiness) {
       createRoute({
         method: "get",
         path: "/health",
+        ...OPEN,
         tags: ["Health"],
         summary: "Service health with the state of each backend",
         description:
@@ -134,6 +134,7 @@ export function healthRoutes(deps: AppDeps, ready: Readiness) {
       createRoute({
         method: "get",
         path: "/live",
+        ...OPEN,
         tags: ["Health"],
         summary: "Liveness: the HTTP front answers",
         responses: {
@@ -149,6 +150,7 @@ export function healthRoutes(deps: AppDeps, ready: Readiness) {
       createRoute({
         method: "get",
         path: "/ready",
+        ...OPEN,
         tags: ["Health"],
         summary: "Readiness: every actor answers a round trip",
         responses: {

@@ -1,5 +1,6 @@
 /** `GET /` and `GET /api/v1/config/status`: the seed's service information. */
 import { createRoute, z } from "@hono/zod-openapi";
+import { OPEN, requires } from "./access.ts";
 import { newRouter } from "./router.ts";
 import type { AppDeps } from "./app.ts";
 
@@ -34,6 +35,7 @@ export function metaRoutes(deps: AppDeps) {
       createRoute({
         method: "get",
         path: "/",
+        ...OPEN,
         tags: ["Service"],
         summary: "Service information",
         responses: {
@@ -55,6 +57,7 @@ export function metaRoutes(deps: AppDeps) {
       createRoute({
         method: "get",
         path: "/api/v1/config/status",
+        ...requires(["config:read"]),
         tags: ["Service"],
         summary: "Configuration service status and features",
         responses: {

@@ -4,6 +4,7 @@
  * counters (cache, outbox backlog, flag evaluations by reason) are read at scrape time.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { requires } from "./access.ts";
 import { newRouter } from "./router.ts";
 import type { ActorHandle } from "./actors.ts";
 import type { ConfigClient } from "../actors/config_client.ts";
@@ -27,6 +28,7 @@ export function metricsRoutes(deps: MetricsDeps) {
   r.openAPIRegistry.registerPath(createRoute({
     method: "get",
     path: "/metrics",
+    ...requires(["admin"]),
     tags: ["Meta"],
     summary: "Prometheus metrics",
     description: "Text format 0.0.4. Needs the `admin` scope when API tokens are configured.",

@@ -3,6 +3,7 @@
  * the RegistryActor and HealthActor do the work.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { requires } from "./access.ts";
 import { newRouter } from "./router.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
@@ -54,6 +55,7 @@ export function registryRoutes(deps: RegistryDeps) {
     createRoute({
       method: "post",
       path: "/api/v1/registry/register",
+      ...requires(["registry:write"]),
       tags: ["Registry"],
       summary: "Register (or update) a service instance",
       description: "Idempotent by (service_name, metadata.instance_id); 201 when new, 200 when " +
@@ -106,6 +108,7 @@ export function registryRoutes(deps: RegistryDeps) {
     createRoute({
       method: "post",
       path: "/api/v1/registry/deregister",
+      ...requires(["registry:write"]),
       tags: ["Registry"],
       summary: "Deregister a service instance",
       request: jsonBody(Ref),
@@ -125,6 +128,7 @@ export function registryRoutes(deps: RegistryDeps) {
     createRoute({
       method: "post",
       path: "/api/v1/registry/heartbeat",
+      ...requires(["registry:write"]),
       tags: ["Registry"],
       summary: "Heartbeat of an instance registered with ttl_seconds",
       request: jsonBody(Ref),
@@ -147,6 +151,7 @@ export function registryRoutes(deps: RegistryDeps) {
     createRoute({
       method: "get",
       path: "/api/v1/registry/services",
+      ...requires(["registry:read"]),
       tags: ["Registry"],
       summary: "List registered services with their instances",
       responses: { 200: jsonContent(z.array(ServiceView), "Services"), ...problemResponses(503) },
@@ -170,6 +175,7 @@ export function registryRoutes(deps: RegistryDeps) {
     createRoute({
       method: "get",
       path: "/api/v1/registry/services/{service_name}",
+      ...requires(["registry:read"]),
       tags: ["Registry"],
       summary: "All instances of a service",
       request: { params: ServiceParam },
@@ -187,6 +193,7 @@ export function registryRoutes(deps: RegistryDeps) {
     createRoute({
       method: "get",
       path: "/api/v1/registry/services/{service_name}/url",
+      ...requires(["registry:read"]),
       tags: ["Registry"],
       summary: "A healthy instance's URL, load balanced",
       description: "Round robin over healthy instances (weighted by metadata.weight when " +
@@ -216,6 +223,7 @@ export function registryRoutes(deps: RegistryDeps) {
     createRoute({
       method: "get",
       path: "/api/v1/registry/discover/{service_name}",
+      ...requires(["registry:read"]),
       tags: ["Registry"],
       summary: "Healthy instances of a service",
       request: { params: ServiceParam },
@@ -236,6 +244,7 @@ export function registryRoutes(deps: RegistryDeps) {
     createRoute({
       method: "post",
       path: "/api/v1/registry/services/{service_name}/health",
+      ...requires(["registry:write"]),
       tags: ["Registry"],
       summary: "Check a service's instances now",
       request: { params: ServiceParam },

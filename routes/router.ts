@@ -5,6 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { ZodError } from "zod";
 import { type FieldError, ValidationError } from "../lib/errors.ts";
+import { requestPath } from "./access.ts";
 
 /** Hono's name for a validation target → where the field is, in problem documents. */
 const WHERE: Record<string, string> = {
@@ -32,6 +33,8 @@ export type AppEnv = { Bindings: { requestId: string; principal: string | null }
 
 export function newRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({
+    // Routing, handlers and authorization all read this one spelling of the path.
+    getPath: (req) => requestPath(req.url),
     defaultHook: (result) => {
       if (!result.success) {
         throw new ValidationError(fieldErrors(result.error, result.target));

@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { embeddedSettings, startService } from "./_helpers.ts";
 import { runServiceOnce } from "./_process.ts";
-import { parseInlineTokens, RateLimiter, requiredScope } from "../lib/auth.ts";
+import { parseInlineTokens, RateLimiter } from "../lib/auth.ts";
+import { accessKey, accessTable, requestPath, scopesFor } from "../routes/access.ts";
+import { newRouter } from "../routes/router.ts";
 
 const READER = "reader-token-0123456789";
 const WRITER = "writer-token-0123456789";
@@ -173,20 +175,47 @@ Deno.test("auth: RateLimiter refills continuously", () => {
   assert.equal(l.take("k", 1_000), 0); // one more after a second
 });
 
-Deno.test("auth: required scopes by route", () => {
-  assert.deepEqual(requiredScope("GET", "/api/v1/config/x", "?reveal=true"), [
+Deno.test("auth: each route declares its scopes, read back from the route table", async () => {
+  await using svc = await service();
+  const table = accessTable(svc.app);
+  const scopes = (method: string, path: string, url = "http://x/") =>
+    scopesFor(table.get(accessKey(method, path))!, url);
+  assert.deepEqual(scopes("GET", "/api/v1/config/:key", "http://x/a?reveal=true"), [
     "config:read",
     "secrets:read",
   ]);
-  assert.deepEqual(requiredScope("POST", "/api/v1/config/bulk", ""), ["config:read"]);
-  assert.deepEqual(requiredScope("DELETE", "/api/v1/config/x", ""), ["config:write"]);
-  assert.deepEqual(requiredScope("POST", "/api/v1/registry/register", ""), ["registry:write"]);
-  assert.deepEqual(requiredScope("POST", "/api/v1/feature-flags/sync", ""), ["flags:write"]);
-  assert.deepEqual(requiredScope("GET", "/metrics", ""), ["admin"]);
-  assert.equal(requiredScope("GET", "/health", ""), null);
+  assert.deepEqual(scopes("HEAD", "/api/v1/config/:key"), ["config:read"]);
+  assert.deepEqual(scopes("POST", "/api/v1/config/bulk"), ["config:read"]);
+  assert.deepEqual(scopes("DELETE", "/api/v1/config/:key"), ["config:write"]);
+  assert.deepEqual(scopes("POST", "/api/v1/registry/register"), ["registry:write"]);
+  assert.deepEqual(scopes("POST", "/api/v1/feature-flags/sync"), ["flags:write"]);
+  assert.deepEqual(scopes("GET", "/metrics"), ["admin"]);
+  assert.equal(scopes("GET", "/health"), null);
+  assert.equal(scopes("GET", "/docs/swagger-ui.css"), null);
   assert.throws(() => parseInlineTokens("a:short:admin"), /16 characters/);
   assert.throws(() => parseInlineTokens(`a:${READER}:config:delete`), /unknown scope/);
   assert.throws(() => parseInlineTokens("nonsense"), /name:token:scopes/);
+});
+
+Deno.test("auth: a route that declares no access fails the build of the app", () => {
+  const app = newRouter();
+  app.get("/undeclared", (c) => c.text("x"));
+  assert.throws(() => accessTable(app), /route GET \/undeclared declares no access/);
+});
+
+Deno.test("auth: requestPath() gives one spelling of a path", () => {
+  const p = (path: string) => requestPath(`http://h${path}`);
+  assert.equal(p("/api/v1/config"), "/api/v1/config");
+  assert.equal(p("/%61pi/v1/%63onfig?x=1"), "/api/v1/config");
+  assert.equal(p("/%61PI/v1"), "/aPI/v1");
+  assert.equal(p("//api//v1/./config/"), "/api/v1/config");
+  assert.equal(p("/x/../api/v1/%2e/config/%2E%2e/config"), "/api/v1/config");
+  assert.equal(p("/api/v1/config/a%2Fb"), "/api/v1/config/a%2Fb");
+  assert.equal(p("/api/v1/config/a%25b"), "/api/v1/config/a%25b");
+  assert.equal(p("/api/v1/config/caf%C3%A9"), "/api/v1/config/café");
+  assert.equal(p("/api/v1/config/bad%ZZ%C3"), "/api/v1/config/bad%ZZ%C3");
+  assert.equal(p("/"), "/");
+  assert.equal(p("/../.."), "/");
 });
 
 Deno.test("auth: start-up refuses AUTH_REQUIRED without tokens and a broken token file", async () => {

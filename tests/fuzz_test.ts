@@ -21,6 +21,7 @@ import assert from "node:assert/strict";
 import { capturedLog, embeddedSettings, startService, waitFor } from "./_helpers.ts";
 import { spawnService } from "./_process.ts";
 import { log } from "../lib/log.ts";
+import { requestPath } from "../routes/access.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? "0x5eedc0de") >>> 0;
 const SEED_HEX = `0x${SEED.toString(16)}`;
@@ -656,6 +657,10 @@ const ENDPOINTS: Endpoint[] = [
   },
 ];
 
+/** The path the service routes `path` by: URL-normalized as `app.request` does, then
+ * spelled as routes/access.ts spells it (escapes of letters, `//`, a trailing `/`). */
+const servedPath = (path: string) => requestPath(new URL(`http://localhost${path}`).href);
+
 const routeRe = (route: string) =>
   new RegExp(`^${route.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[^}]+\}/g, "[^/]+")}$`);
 const OFREP_ROUTES = ENDPOINTS.filter((e) => e.route.startsWith("/ofrep/")).map((e) =>
@@ -867,7 +872,7 @@ function parseJson(text: string): unknown {
  * when the service has no healthy instance (nothing answers health checks here).
  */
 function documented503(s: Sent, a: Answer): boolean {
-  const path = new URL(`http://localhost${s.path}`).pathname;
+  const path = servedPath(s.path);
   if (a.status !== 503 || !/^\/api\/v1\/registry\/services\/[^/]+\/url$/.test(path)) return false;
   return s.method === "HEAD" || /^No healthy instance of /.test(
     (parseJson(a.text) as { detail?: string } | undefined)?.detail ?? "",
@@ -891,7 +896,7 @@ function violation(s: Sent, a: Answer): string | null {
   }
   if (a.status === 405) {
     const allow = a.headers.get("allow");
-    const path = new URL(`http://localhost${s.path}`).pathname;
+    const path = servedPath(s.path);
     const expected = [...allowedMethods(path)].sort().join(", ");
     if (allow !== expected) return `405 with Allow ${allow}, expected ${expected}`;
   }
@@ -903,7 +908,7 @@ function violation(s: Sent, a: Answer): string | null {
     }
     return null;
   }
-  const path = new URL(`http://localhost${s.path}`).pathname;
+  const path = servedPath(s.path);
   const ofrep = s.method === "POST" && OFREP_ROUTES.some((re) => re.test(path)) &&
     (a.status === 400 || a.status === 404);
   if (ofrep) {
@@ -1631,8 +1636,14 @@ Deno.test(`fuzz (seed ${SEED_HEX}): traversal-looking keys are refused or stay l
       assert.ok(g.status < 500, `${path}: ${g.status}`);
       if (g.status === 200) {
         // Only the key the (URL-normalized) segment decodes to: `%2e/x` is the URL `./x`,
-        // which is `x` for every client; `..%2Fetc%2Fpasswd` is `../etc/passwd`.
-        const expected = decodeURIComponent(new URL(`http://h${path}`).pathname.split("/")[4]);
+        // which is `x` for every client; `..%2Fetc%2Fpasswd` is `../etc/passwd`. A path that
+        // normalizes to `/api/v1/config/` is the list route (a trailing `/` is the same route).
+        const pathname = new URL(`http://h${path}`).pathname;
+        if (pathname === "/api/v1/config/") {
+          assert.ok(Array.isArray(g.body), `${path} answered ${g.text}`);
+          continue;
+        }
+        const expected = decodeURIComponent(pathname.split("/")[4]);
         const keys = (Array.isArray(g.body) ? g.body : [g.body]).map((e: { key: string }) => e.key);
         assert.ok(keys.every((k: string) => k === expected), `${path} answered ${g.text}`);
       } else {
@@ -1871,7 +1882,12 @@ Deno.test(`fuzz (seed ${SEED_HEX}): secret values and tokens never reach the log
   const lowest = (["debug", "info", "warn", "error"] as const).find((l) => log.enabled(l));
   log.setLevel("info");
   try {
-    await using svc = await fuzzService({ API_TOKENS, LOG_LEVEL: "INFO" });
+    // Bogus tokens are sent on purpose, more than AUTH_FAILURES_PER_MINUTE allows.
+    await using svc = await fuzzService({
+      API_TOKENS,
+      LOG_LEVEL: "INFO",
+      AUTH_FAILURES_PER_MINUTE: "0",
+    });
     const sent = await exerciseSecrets((path, init) =>
       Promise.resolve(svc.app.request(path, init))
     );
@@ -1894,6 +1910,7 @@ Deno.test({
     const svc = await spawnService({
       DATA_DIR: Deno.makeTempDirSync({ prefix: "cs-fuzz-" }),
       API_TOKENS,
+      AUTH_FAILURES_PER_MINUTE: "0",
       LOG_LEVEL: "DEBUG",
       SERVICE_INSTANCE_ID: "fz-secrets",
       SERVICE_HEALTH_CHECK_ENABLED: "false",
@@ -1916,7 +1933,8 @@ Deno.test({
 // --- 6. The same fuzz with API tokens: refusals are problems too ----------------------------
 
 Deno.test(`fuzz (seed ${SEED_HEX}): with API tokens, every refusal is a problem`, async () => {
-  await using svc = await fuzzService({ API_TOKENS });
+  // The failure limit has its own test (auth_routes_test.ts); here every refusal is seen.
+  await using svc = await fuzzService({ API_TOKENS, AUTH_FAILURES_PER_MINUTE: "0" });
   await seed(svc.app, { authorization: `Bearer ${TOKENS.admin}` });
   const r = new Rng(SEED ^ 0xa5a5a5a5);
   const f = new Findings();
@@ -1951,4 +1969,104 @@ Deno.test(`fuzz (seed ${SEED_HEX}): with API tokens, every refusal is a problem`
   );
   f.assertClean("fuzz with API tokens found answers that break the HTTP contract");
   assert.ok((f.statuses.get(401) ?? 0) > 0 && (f.statuses.get(403) ?? 0) > 0);
+});
+
+// --- 7. Random spellings of real routes with every kind of caller --------------------------
+
+/** Each token of {@link TOKENS} and the scopes it holds. */
+const HOLDS: Record<string, string[]> = {
+  [TOKENS.reader]: ["config:read", "registry:read", "flags:read"],
+  [TOKENS.writer]: ["config:read", "config:write"],
+  [TOKENS.vault]: ["config:read", "config:write", "secrets:read"],
+  [TOKENS.admin]: ["admin"],
+};
+
+/** `path` with letters percent-encoded (either hex case), `//`, `/./` and a trailing `/`. */
+function respell(r: Rng, path: string, template: string): string {
+  const tpl = template.split("/");
+  const segs = path.split("/").map((s, i) => {
+    if (i === 0 || tpl[i]?.startsWith("{")) return s;
+    let out = "";
+    for (const ch of s) {
+      if (/[A-Za-z]/.test(ch) && r.chance(0.3)) {
+        const hex = ch.charCodeAt(0).toString(16);
+        out += "%" + (r.chance(0.5) ? hex.toUpperCase() : hex);
+      } else out += ch;
+    }
+    return r.chance(0.1) ? "/" + out : r.chance(0.1) ? "./" + out : out;
+  });
+  return segs.join("/") + (r.chance(0.1) ? "/" : "");
+}
+
+Deno.test(`fuzz (seed ${SEED_HEX}): random spellings of every route, no 2xx without its scope`, async () => {
+  await using svc = await fuzzService({ API_TOKENS, AUTH_FAILURES_PER_MINUTE: "0" });
+  await seed(svc.app, { authorization: `Bearer ${TOKENS.admin}` });
+  const doc = await (await svc.app.request("/openapi.json")).json();
+  const ops: { method: string; template: string; needs: string[] | null; reveal: string[] }[] = [];
+  for (const [template, item] of Object.entries(doc.paths as Record<string, object>)) {
+    for (const [method, o] of Object.entries(item as Record<string, Record<string, never>>)) {
+      const sec = o.security as Record<string, string[]>[];
+      ops.push({
+        method: method.toUpperCase(),
+        template,
+        needs: sec.length === 0 ? null : sec.flatMap((s) => s.bearer),
+        reveal: (o["x-reveal-scopes"] as string[] | undefined) ?? [],
+      });
+    }
+  }
+  const r = new Rng(SEED ^ 0x3c3c3c3c);
+  const callers = [undefined, ...BOGUS, ...Object.values(TOKENS)];
+  const statuses = new Map<number, number>();
+  const failures: string[] = [];
+  for (let i = 0; i < RANDOM_REQUESTS / 2; i++) {
+    const op = r.pick(ops);
+    const path = op.template.replace(/\{[^}]+\}/g, () => r.pick(["fz-key", "b", "orders", "x"]));
+    const reveal = op.reveal.length > 0 && r.chance(0.5);
+    const query = [
+      r.pick(["environment", "%65nvironment", "environmen%74"]) + "=" +
+      r.pick(["development", "%64evelopment"]),
+      ...(reveal ? [r.pick(["reveal", "%72eveal"]) + "=" + r.pick(["true", "tru%65"])] : []),
+    ].join("&");
+    const token = r.pick(callers);
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    let body: string | undefined;
+    if (op.method === "POST" || op.method === "PUT") {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify({
+        key: "fz-new",
+        keys: ["b"],
+        value: 1,
+        environment: "development",
+        service_name: "orders",
+        service_url: "http://127.0.0.1:1",
+        instance_id: "x",
+        flag_name: "x",
+        flags: [{ flag_name: "x" }],
+        version: 1,
+        context: {},
+      });
+    }
+    const target = `${respell(r, path, op.template)}?${query}`;
+    const res = await svc.app.request(target, { method: op.method, headers, body });
+    await res.body?.cancel();
+    statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+    const needs = op.needs === null ? null : [...op.needs, ...(reveal ? op.reveal : [])];
+    const held = token ? HOLDS[token] ?? [] : [];
+    const allowed = needs === null || held.includes("admin") ||
+      needs.every((s) => held.includes(s));
+    if (res.status >= 500 && !(res.status === 503 && op.template.endsWith("/url"))) {
+      failures.push(`#${i} ${op.method} ${target}: ${res.status}`);
+    }
+    if (!allowed && res.status < 300) {
+      failures.push(`#${i} ${op.method} ${target} without ${needs!.join("+")}: ${res.status}`);
+    }
+  }
+  console.log(
+    `fuzz of spellings, seed ${SEED_HEX}: ${RANDOM_REQUESTS / 2} requests; statuses ${
+      JSON.stringify(Object.fromEntries([...statuses].sort(([a], [b]) => a - b)))
+    }`,
+  );
+  assert.deepEqual(failures.slice(0, 20), [], `${failures.length} failures`);
+  assert.ok((statuses.get(200) ?? 0) > 0 && (statuses.get(401) ?? 0) > 0);
+  assert.ok((statuses.get(403) ?? 0) > 0);
 });

@@ -169,7 +169,7 @@ Deno.test("probe() connects to the address it checked, with the name in Host, an
       undefined,
       { resolve },
     );
-    assert.equal(r.healthy, true, r.reason);
+    assert.equal(r.healthy, true, r.reason ?? "");
     assert.deepEqual(asked, ["svc.test"]);
     assert.deepEqual(hosts, [`svc.test:${port}`]);
   } finally {
@@ -323,7 +323,7 @@ Deno.test("probe() pins https to the checked address and verifies the certificat
       undefined,
       { resolve, send },
     );
-    assert.equal(ok.healthy, true, ok.reason);
+    assert.equal(ok.healthy, true, ok.reason ?? "");
     assert.deepEqual(hosts, [`pinned.test:${port}`]);
 
     // Same address, another name: the certificate is checked against the name, not the IP.
@@ -409,7 +409,7 @@ Deno.test("probe() still probes localhost through the system resolver", async ()
       { health_check_url: `http://localhost:${port}/health`, service_url: "" },
       FAST,
     );
-    assert.equal(r.healthy, true, r.reason);
+    assert.equal(r.healthy, true, r.reason ?? "");
     assert.deepEqual(hosts, [`localhost:${port}`]);
   } finally {
     await server.shutdown();
