@@ -50,6 +50,7 @@ import {
 import type { FlagEvent, FlagStore, Snapshot } from "../lib/flags/store.ts";
 import { diffDocuments } from "../lib/flags/diff.ts";
 import { flagsFilePath } from "../lib/backends/flags_file.ts";
+import { deepFields } from "../lib/json.ts";
 
 type Ctx = ActorContext<FlagCalls>;
 
@@ -490,6 +491,9 @@ async function ofrep(m: FlagCalls["ofrep"]["req"]): Promise<HttpAnswer> {
       return bad("the body is not valid JSON", "PARSE_ERROR");
     }
   }
+  // MAX_JSON_DEPTH holds per field (a context of 128 levels passes), in OFREP's error shape.
+  const deep = deepFields(raw);
+  if (deep.length > 0) return bad(deep.map((e) => `${e.field} ${e.message}`).join("; "));
   const b = OfrepBody.safeParse(raw);
   if (!b.success) return bad(bodyErrors(b.error).map((e) => `${e.field} ${e.message}`).join("; "));
   const env = m.env ?? defaultEnv;

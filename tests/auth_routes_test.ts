@@ -274,6 +274,7 @@ Deno.test({
           );
         }
       }
+      console.log(`${ops.length} operations, ${checked} requests checked`);
       assert.deepEqual(failures.slice(0, 40), [], `${failures.length} of ${checked} failed`);
       assert.ok(checked > 10_000, `${checked} requests checked`);
     } finally {

@@ -397,6 +397,124 @@ Deno.test("values of every JSON type round-trip and strings stay strings", async
   assert.deepEqual(history.map((h: { value: unknown }) => h.value), ["32", 32]);
 });
 
+/** A request with `text` as its JSON body, as written (JSON.stringify cannot write 1e400). */
+function callRaw(svc: Svc, method: string, path: string, text: string): Promise<Response> {
+  return Promise.resolve(svc.app.request(path, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: text,
+  }));
+}
+
+Deno.test("a number that would not read back as written is a 400 naming its path", async () => {
+  await using svc = await startService(embeddedSettings());
+  const env = '"environment": "development"';
+  const cases: [string, string][] = [
+    ["1e400", "value"],
+    ["-1e400", "value"],
+    ["12345678901234567890", "value"],
+    ["9007199254740993", "value"],
+    ["0.1000000000000000000001", "value"],
+    ['{"limits": {"min": 1, "max": 1e400}}', "value.limits.max"],
+    ['{"ids": [1, 2, 12345678901234567890]}', "value.ids.2"],
+    ['[{"rate": 0.1000000000000000000001}]', "value.0.rate"],
+  ];
+  for (const [value, field] of cases) {
+    const p = await assertProblem(
+      await callRaw(svc, "POST", CONFIG, `{"key": "n", "value": ${value}, ${env}}`),
+      400,
+      field,
+    );
+    assert.match(p.errors[0].message, /send it as a string/, value);
+  }
+  const p = await assertProblem(
+    await callRaw(svc, "POST", CONFIG, `{"key": "n", "value": 12345678901234567890, ${env}}`),
+    400,
+  );
+  assert.deepEqual(p.errors, [{
+    field: "value",
+    in: "body",
+    message: "is 12345678901234567890, which would be stored as 12345678901234567000; send " +
+      "it as a string to keep every digit",
+  }]);
+  assert.deepEqual(await getJson(svc, CONFIG), []);
+
+  await create(svc, { key: "n", value: { limits: { max: 10 } }, environment: "development" });
+  for (const [value, field] of cases) {
+    await assertProblem(
+      await callRaw(svc, "PUT", `${CONFIG}/n`, `{"value": ${value}, ${env}}`),
+      400,
+      field,
+    );
+  }
+  const got = await getJson(svc, `${CONFIG}/n?environment=development`);
+  assert.deepEqual([got.version, got.value], [1, { limits: { max: 10 } }]);
+});
+
+Deno.test("numbers that read back as written are stored, respelled at most", async () => {
+  await using svc = await startService(embeddedSettings());
+  const value = '{"a": 1.0, "b": 1e3, "c": 1E+3, "d": 9007199254740991, "e": 0.1, "f": -0, ' +
+    '"g": 0.10, "h": "12345678901234567890", "i": "1e400", "j": 9007199254740994, "k": 5e-324}';
+  const stored = {
+    a: 1,
+    b: 1000,
+    c: 1000,
+    d: 9007199254740991,
+    e: 0.1,
+    f: 0,
+    g: 0.1,
+    h: "12345678901234567890",
+    i: "1e400",
+    j: 9007199254740994,
+    k: 5e-324,
+  };
+  const res = await callRaw(
+    svc,
+    "POST",
+    CONFIG,
+    `{"key": "n", "value": ${value}, "environment": "development"}`,
+  );
+  assert.equal(res.status, 201, await res.clone().text());
+  assert.deepEqual((await res.json()).value, stored);
+  assert.deepEqual((await getJson(svc, `${CONFIG}/n?environment=development`)).value, stored);
+  const put = await callRaw(
+    svc,
+    "PUT",
+    `${CONFIG}/n`,
+    '{"value": [1.0, 1e3, -0, 9007199254740991], "environment": "development"}',
+  );
+  assert.equal(put.status, 200, await put.clone().text());
+  assert.deepEqual(
+    (await getJson(svc, `${CONFIG}/n?environment=development`)).value,
+    [1, 1000, 0, 9007199254740991],
+  );
+});
+
+Deno.test("a write body that is not JSON is the same 400 whatever numbers it holds", async () => {
+  await using svc = await startService(embeddedSettings());
+  const plain = await assertProblem(
+    await callRaw(svc, "POST", CONFIG, '{"key": "k", "value": '),
+    400,
+  );
+  const digits = await assertProblem(
+    await callRaw(svc, "POST", CONFIG, '{"key": "k", "value": 12345678901234567890'),
+    400,
+  );
+  const put = await assertProblem(
+    await callRaw(svc, "PUT", `${CONFIG}/k`, '{"value": 1e400,'),
+    400,
+  );
+  for (const p of [plain, digits, put]) {
+    assert.equal(p.detail, "Malformed JSON in request body");
+    assert.equal(p.errors, undefined);
+  }
+});
+
+Deno.test("GET /api/v1/config/:key stays one handler: the number check is on writes only", async () => {
+  await using svc = await startService(embeddedSettings());
+  assert.equal(svc.app.router.match("GET", "/api/v1/config/k")[0].length, 1);
+});
+
 // --- 4. Errors --------------------------------------------------------------------------------
 
 Deno.test("invalid writes are 400 problems naming the field", async () => {

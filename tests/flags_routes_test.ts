@@ -399,6 +399,42 @@ Deno.test("flags: OFREP single, bulk with ETag, errors", async () => {
   await res.body?.cancel();
 });
 
+Deno.test("flags: OFREP contexts nested deeper than 128 levels are INVALID_CONTEXT", async () => {
+  await using svc = await service();
+  await ready(svc.app);
+  /** `{"context": {"a": {"a": … {}}}}`, the context nested `n` levels. */
+  const body = (n: number) => `{"context": ${'{"a": '.repeat(n - 1)}{}${"}".repeat(n - 1)}}`;
+  for (const path of ["/ofrep/v1/evaluate/flags/dark-mode", "/ofrep/v1/evaluate/flags"]) {
+    for (const n of [129, 5_000]) {
+      const deep = await post(svc.app, path, body(n));
+      assert.equal(deep.status, 400, `${path} ${n}: ${JSON.stringify(deep.body)}`);
+      assert.equal(deep.body.errorCode, "INVALID_CONTEXT");
+      assert.equal(
+        deep.body.errorDetails,
+        "context nests arrays and objects deeper than 128 levels",
+      );
+    }
+    const ok = await post(svc.app, path, body(128));
+    assert.equal(ok.status, 200, `${path} 128: ${JSON.stringify(ok.body)}`);
+  }
+  const single = await post(svc.app, "/ofrep/v1/evaluate/flags/dark-mode", body(129));
+  assert.equal(single.body.key, "dark-mode");
+  // The evaluation endpoints refuse deep bodies too, as problems naming the body.
+  const deepDefault = JSON.parse(`${"[".repeat(200)}${"]".repeat(200)}`);
+  for (
+    const [path, b] of [
+      ["/api/v1/feature-flags/evaluate", { flag_name: "dark-mode", default_value: deepDefault }],
+      ["/api/v1/feature-flags/evaluate/bulk", {
+        flags: [{ flag_name: "dark-mode", default_value: deepDefault }],
+      }],
+    ] as const
+  ) {
+    const r = await post(svc.app, path, b);
+    assert.equal(r.status, 400, `${path}: ${JSON.stringify(r.body)}`);
+    assert.ok(r.body.errors.some((e: { field: string }) => e.field === "body"), path);
+  }
+});
+
 Deno.test("flags: a real OpenFeature client through @openfeature/ofrep-provider", async () => {
   await using svc = await service();
   await ready(svc.app);
