@@ -4,8 +4,8 @@
  */
 import { requires, revealRequested } from "./access.ts";
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Context, MiddlewareHandler } from "hono";
-import { fieldErrors, newRouter } from "./router.ts";
+import type { Context } from "hono";
+import { exactNumbers, fieldErrors, newRouter } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import type { ConfigClient } from "../actors/config_client.ts";
 import type { GetReply } from "../actors/config_protocol.ts";
@@ -19,7 +19,7 @@ import {
 import { sseFrame, type WatchFilter, type WatchHub } from "../lib/config/watch_hub.ts";
 import { jsonContent, problemResponses } from "./openapi.ts";
 import type { EntryId } from "../lib/config/model.ts";
-import { inexactNumberErrors, MAX_JSON_DEPTH, nestedDeeperThan } from "../lib/json.ts";
+import { MAX_JSON_DEPTH, nestedDeeperThan } from "../lib/json.ts";
 
 export interface ConfigDeps {
   settings: Settings;
@@ -147,20 +147,6 @@ export function configRoutes(deps: ConfigDeps) {
       }]);
     }
     return text;
-  };
-  // A number of a write body that would not read back as written (`1e400` stored as null,
-  // `12345678901234567890` as 12345678901234567000) is a 400 naming its path, checked on
-  // the text before the validator, which then parses it again from Hono's body cache
-  // (HonoRequest.json() always re-parses the cached text). Text that is not JSON is left
-  // to the validator: the same 400 as without this check.
-  const exactNumbers: MiddlewareHandler<AppEnv> = async (c, next) => {
-    // The media types Hono's json validator parses; for others it validates `{}`.
-    const type = c.req.header("content-type")?.split(";")[0].trim() ?? "";
-    if (/^application\/([\w.-]+\+)?json$/i.test(type)) {
-      const errors = inexactNumberErrors(await c.req.text());
-      if (errors.length > 0) throw new ValidationError(errors);
-    }
-    await next();
   };
   const id = (key: string, environment: string, service?: string | null): EntryId => ({
     environment,

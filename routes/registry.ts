@@ -4,7 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requires } from "./access.ts";
-import { newRouter } from "./router.ts";
+import { exactNumbers, newRouter } from "./router.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
 import type { Settings } from "../lib/settings.ts";
@@ -41,6 +41,8 @@ const ServiceView = z.object({
 export function registryRoutes(deps: RegistryDeps) {
   const { settings, registry, health } = deps;
   const r = newRouter();
+  // Metadata numbers are stored as strings: one that would not read back is refused first.
+  r.on("POST", "/api/v1/registry/register", exactNumbers);
   if (!settings.SERVICE_REGISTRY_ENABLED) {
     r.use("/api/v1/registry/*", () => {
       throw new BackendUnavailableError(

@@ -4,7 +4,9 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { ZodError } from "zod";
+import type { MiddlewareHandler } from "hono";
 import { type FieldError, ValidationError } from "../lib/errors.ts";
+import { inexactNumberErrors } from "../lib/json.ts";
 import { requestPath } from "./access.ts";
 
 /** Hono's name for a validation target → where the field is, in problem documents. */
@@ -55,3 +57,21 @@ export function splitUrl(url: string): [path: string, search: string] {
   const q = url.indexOf("?", start);
   return q < 0 ? [url.slice(start), ""] : [url.slice(start, q), url.slice(q)];
 }
+
+/**
+ * Middleware for routes that store what a JSON body says: a number that would not read back
+ * as written (`1e400` stored as null, `12345678901234567890` as 12345678901234567000) is a
+ * 400 naming its path, checked on the text before the validator, which then parses it again
+ * from Hono's body cache (HonoRequest.json() always re-parses the cached text). Text that is
+ * not JSON is left to the validator: the same 400 as without this check. Mount it by method
+ * and path (`r.on("POST", path, exactNumbers)`), so no other route pays for it.
+ */
+export const exactNumbers: MiddlewareHandler<AppEnv> = async (c, next) => {
+  // The media types Hono's json validator parses; for others it validates `{}`.
+  const type = c.req.header("content-type")?.split(";")[0].trim() ?? "";
+  if (/^application\/([\w.-]+\+)?json$/i.test(type)) {
+    const errors = inexactNumberErrors(await c.req.text());
+    if (errors.length > 0) throw new ValidationError(errors);
+  }
+  await next();
+};

@@ -467,3 +467,21 @@ bothRegistries(
     }
   },
 );
+
+Deno.test("POST /api/v1/registry/register refuses a metadata number that would not read back", async () => {
+  await using svc = await startService(embeddedSettings());
+  const res = await svc.app.request("/api/v1/registry/register", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: '{"service_name":"big","service_url":"http://127.0.0.1:1",' +
+      '"metadata":{"id":12345678901234567890,"inf":1e400,"ok":7}}',
+  });
+  assert.equal(res.status, 400);
+  const p = await res.json();
+  assert.deepEqual(p.errors.map((e: { field: string }) => e.field).sort(), [
+    "metadata.id",
+    "metadata.inf",
+  ]);
+  const list = await (await svc.app.request("/api/v1/registry/services")).json();
+  assert.equal(JSON.stringify(list).includes('"big"'), false, "nothing registered");
+});
