@@ -306,8 +306,11 @@ class RouteResolver {
       path: string;
       method: string;
     }]][];
-    const route = matched.map((m) => m[0][1]).filter((r) => r.path !== "*").at(-1)?.path ??
-      null;
+    // Hono runs the matches in the order they were registered, so the route that answers is
+    // the first declared one (`/api/v1/config/watch` before `/api/v1/config/:key`); any
+    // other match is middleware on the same path, or `*`.
+    const paths = matched.map((m) => m[0][1].path).filter((p) => p !== "*");
+    const route = paths.find((p) => this.#table.has(accessKey(method, p))) ?? paths[0] ?? null;
     const authority = url.slice(url.indexOf("//") + 2, url.indexOf("/", url.indexOf("//") + 2));
     const r: Resolved = {
       method: req.method,

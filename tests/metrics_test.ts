@@ -126,3 +126,26 @@ Deno.test("metrics: with API tokens /metrics needs the admin scope", async () =>
   }
   assert.ok((await scrape(svc.app, admin)).length > 0);
 });
+
+Deno.test("metrics: a request is counted under the route that answered it (watch, not :key)", async () => {
+  await using svc = await startService(embeddedSettings());
+  // The request histogram is the process's: count what these requests add to it.
+  const counts = async () =>
+    new Map(
+      parse(await (await svc.app.request("/metrics")).text())
+        .filter((s) => s.name === "http_request_duration_seconds_count")
+        .map((s) => [`${s.labels.method} ${s.labels.route} ${s.labels.status}`, s.value]),
+    );
+  const before = await counts();
+  const watch = await svc.app.request("/api/v1/config/watch?environment=development", {
+    method: "HEAD",
+  });
+  assert.equal(watch.status, 200);
+  const get = await svc.app.request("/api/v1/config/k?environment=development");
+  assert.equal(get.status, 404);
+  await get.body?.cancel();
+  const after = await counts();
+  const added = [...after].filter(([k, v]) => v > (before.get(k) ?? 0) && !k.includes("/metrics"))
+    .map(([k]) => k).sort();
+  assert.deepEqual(added, ["GET /api/v1/config/:key 404", "HEAD /api/v1/config/watch 200"]);
+});
