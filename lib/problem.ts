@@ -70,6 +70,13 @@ export function errorToProblem(
   }
   // Hono's HTTPException (malformed JSON, body limit, …) carries its own status.
   const status = (err as { status?: unknown })?.status;
+  if (status === 415) {
+    // Thrown by @hono/zod-openapi's media-type gate: every body we take is JSON.
+    return problem(415, "The request body must be JSON: send Content-Type: application/json", {
+      ...base,
+      errors: [{ field: "Content-Type", in: "header", message: "must be application/json" }],
+    });
+  }
   if (typeof status === "number" && status >= 400 && status < 500) {
     return problem(status, (err as Error).message || TITLES[status] || "Bad request", base);
   }

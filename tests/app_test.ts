@@ -230,3 +230,21 @@ Deno.test("an actor call that times out answers 504 problem JSON, and a crashed 
   assert.equal(await slow.call({ type: "echo", value: 1 }, 2_000), 1);
   assert.equal(slow.restarts, 1);
 });
+
+Deno.test("a body that is not application/json is a 415 problem naming Content-Type", async () => {
+  await using svc = await startService(embeddedSettings());
+  const res = await svc.app.request("/api/v1/config", {
+    method: "POST",
+    headers: { "content-type": "text/plain" },
+    body: JSON.stringify({ key: "k", value: 1, environment: "development" }),
+  });
+  assert.equal(res.status, 415);
+  assert.equal(res.headers.get("content-type"), PROBLEM);
+  const p = await res.json();
+  assert.match(p.detail, /application\/json/);
+  assert.deepEqual(p.errors, [{
+    field: "Content-Type",
+    in: "header",
+    message: "must be application/json",
+  }]);
+});
