@@ -8,12 +8,17 @@
  * - A worker that dies (uncaught error) is logged and restarted with backoff; its in-flight
  *   calls fail at once with {@link BackendUnavailableError} (→ 503). Calls made while it
  *   restarts wait for the new worker, bounded by their timeout.
+ * - A call whose caller is gone (its `signal` aborted: the HTTP client hung up) rejects at
+ *   once with {@link CallCancelledError}. Not yet posted, it is never sent; posted, its
+ *   answer is discarded and the worker is told (`cancel`, batched like calls) so that it
+ *   skips the work if it has not started it. A call that timed out is cancelled the same way.
  */
 import { setImmediate } from "node:timers";
 import {
   ActorTimeoutError,
   BackendUnavailableError,
   deserializeError,
+  DomainError,
   serializeError,
 } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
@@ -44,6 +49,33 @@ export interface ActorClientOptions {
   onEvent?: (event: ActorEvent) => void;
 }
 
+/** Options of one {@link ActorClient.call}. */
+export interface CallOptions {
+  /** Timeout in ms (default: the client's `timeoutMs`). */
+  timeoutMs?: number;
+  /**
+   * The caller's interest in the answer, e.g. the request's `c.req.raw.signal`: when it
+   * aborts, the call rejects with {@link CallCancelledError} and the actor drops its work.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * The caller of an actor call went away before the answer (its signal aborted). Mapped to
+ * 499, nginx's "client closed request", which no client reads; not an actor failure, and
+ * not logged as an error.
+ */
+export class CallCancelledError extends DomainError {
+  override readonly name = "CallCancelledError";
+  override readonly status = 499;
+  override readonly title = "Client Closed Request";
+  readonly actor: string;
+  constructor(actor: string, type: string) {
+    super(`Call ${type} to actor ${actor} cancelled: its caller went away`);
+    this.actor = actor;
+  }
+}
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
@@ -51,6 +83,10 @@ interface Pending {
   type: string;
   /** performance.now() when the call was made. */
   t0: number;
+  /** The flush that posts (or posted) it: posted once {@link ActorClient.#flushes} is past. */
+  flush: number;
+  /** Removes the abort listener of the call's signal. */
+  detach?: () => void;
 }
 
 const MAX_RESTART_DELAY_MS = 5_000;
@@ -67,6 +103,12 @@ export class ActorClient<M extends CallMap> {
   #pending = new Map<number, Pending>();
   /** Calls not yet posted: either batched for this turn or waiting for a (re)started worker. */
   #queue: Call[] = [];
+  /** Calls of {@link #queue} cancelled or timed out before posting (left out at flush). */
+  #dropped = 0;
+  /** Posted calls whose caller is gone, to tell the worker at the next flush. */
+  #cancels: number[] = [];
+  /** Flushes that posted the queue so far. */
+  #flushes = 0;
   #flushScheduled = false;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #restartDelay = 100;
@@ -161,8 +203,9 @@ export class ActorClient<M extends CallMap> {
       case "replies":
         for (const r of m.replies) {
           const p = this.#pending.get(r.id);
-          if (!p) continue; // timed out already
+          if (!p) continue; // timed out or cancelled already
           this.#pending.delete(r.id);
+          p.detach?.();
           actorCallDuration.observeInto(
             r.ok
               ? this.#okSeries
@@ -205,8 +248,13 @@ export class ActorClient<M extends CallMap> {
       this.name,
       `Actor ${this.name} crashed and is restarting`,
     );
-    for (const p of this.#pending.values()) p.reject(err);
+    for (const p of this.#pending.values()) {
+      p.detach?.();
+      p.reject(err);
+    }
     this.#pending.clear();
+    // The new worker never saw the calls these ids name.
+    this.#cancels = [];
     if (this.#stopping) return;
     // Reset the backoff when the previous incarnation had been stable for a while.
     if (Date.now() - this.#startedAt > 30_000) this.#restartDelay = 100;
@@ -228,32 +276,71 @@ export class ActorClient<M extends CallMap> {
 
   /**
    * Sends one message and resolves with the actor's reply.
+   * @param options a {@link CallOptions}, or just its timeout in ms.
    * @throws {ActorTimeoutError} when no reply comes within the timeout.
    * @throws {BackendUnavailableError} when the actor crashed or is stopped.
+   * @throws {CallCancelledError} when `options.signal` aborted before the reply.
    * @throws whatever domain error the actor replied with.
    */
   call<K extends keyof M & string>(
     msg: { type: K } & M[K]["req"],
-    timeoutMs = this.#timeoutMs,
+    options: CallOptions | number = {},
   ): Promise<M[K]["res"]> {
+    const { timeoutMs = this.#timeoutMs, signal } = typeof options === "number"
+      ? { timeoutMs: options }
+      : options;
     if (this.#stopping) {
       return Promise.reject(
         new BackendUnavailableError(this.name, `Actor ${this.name} is stopping`),
       );
     }
+    if (signal?.aborted) {
+      this.#observe("cancelled", performance.now());
+      return Promise.reject(new CallCancelledError(this.name, msg.type));
+    }
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, {
+      const p: Pending = {
         resolve: resolve as (v: unknown) => void,
         reject,
         deadline: Date.now() + timeoutMs,
         type: msg.type,
         t0: performance.now(),
-      });
+        flush: this.#flushes,
+      };
+      if (signal) {
+        const onAbort = () => this.#drop(id, p, new CallCancelledError(this.name, msg.type));
+        signal.addEventListener("abort", onAbort, { once: true });
+        p.detach = () => signal.removeEventListener("abort", onAbort);
+      }
+      this.#pending.set(id, p);
       this.#queue.push({ id, msg: msg as MessageOf<M> });
       this.#startSweeper();
       if (this.#ready) this.#scheduleFlush();
     });
+  }
+
+  /**
+   * Forgets a pending call and rejects it with `err` (cancelled or timed out): unposted, it
+   * will never be sent; posted, the worker is told to drop it and its answer is discarded.
+   */
+  #drop(id: number, p: Pending, err: CallCancelledError | ActorTimeoutError): void {
+    if (this.#pending.get(id) !== p) return;
+    this.#pending.delete(id);
+    p.detach?.();
+    this.#observe(err instanceof CallCancelledError ? "cancelled" : "timeout", p.t0);
+    if (p.flush < this.#flushes) {
+      this.#cancels.push(id);
+      if (this.#ready) this.#scheduleFlush();
+    } else this.#dropped++;
+    p.reject(err);
+  }
+
+  #observe(outcome: "cancelled" | "timeout", t0: number): void {
+    actorCallDuration.observeInto(
+      actorCallDuration.series([this.name, outcome]),
+      (performance.now() - t0) / 1000,
+    );
   }
 
   #scheduleFlush(): void {
@@ -269,9 +356,21 @@ export class ActorClient<M extends CallMap> {
 
   #flush = (): void => {
     this.#flushScheduled = false;
-    if (!this.#ready || !this.#worker || this.#queue.length === 0) return;
-    const calls = this.#queue;
+    if (!this.#ready || !this.#worker) return;
+    if (this.#cancels.length > 0) {
+      const ids = this.#cancels;
+      this.#cancels = [];
+      this.#post(this.#worker, { kind: "cancel", ids });
+    }
+    if (this.#queue.length === 0) return;
+    let calls = this.#queue;
     this.#queue = [];
+    this.#flushes++;
+    if (this.#dropped > 0) {
+      this.#dropped = 0;
+      calls = calls.filter((c) => this.#pending.has(c.id));
+      if (calls.length === 0) return;
+    }
     this.#post(this.#worker, { kind: "calls", calls });
   };
 
@@ -284,6 +383,7 @@ export class ActorClient<M extends CallMap> {
         for (const c of m.calls) {
           const p = this.#pending.get(c.id);
           this.#pending.delete(c.id);
+          p?.detach?.();
           p?.reject(deserializeError(serializeError(err)));
         }
       } else throw err;
@@ -306,14 +406,7 @@ export class ActorClient<M extends CallMap> {
     const now = Date.now();
     for (const [id, p] of this.#pending) {
       if (p.deadline > now) continue;
-      this.#pending.delete(id);
-      actorCallDuration.observeInto(
-        actorCallDuration.series([this.name, "timeout"]),
-        (performance.now() - p.t0) / 1000,
-      );
-      const i = this.#queue.findIndex((c) => c.id === id);
-      if (i >= 0) this.#queue.splice(i, 1);
-      p.reject(new ActorTimeoutError(this.name, this.#timeoutMs));
+      this.#drop(id, p, new ActorTimeoutError(this.name, this.#timeoutMs));
       log.warn("actor call timed out", { actor: this.name, type: p.type });
     }
     if (this.#pending.size === 0) this.#stopSweeper();
@@ -351,9 +444,14 @@ export class ActorClient<M extends CallMap> {
     this.#worker = null;
     this.#ready = false;
     const err = new BackendUnavailableError(this.name, `Actor ${this.name} stopped`);
-    for (const p of this.#pending.values()) p.reject(err);
+    for (const p of this.#pending.values()) {
+      p.detach?.();
+      p.reject(err);
+    }
     this.#pending.clear();
     this.#queue = [];
+    this.#dropped = 0;
+    this.#cancels = [];
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
   }

@@ -3,8 +3,14 @@
  * `handle`, and sends replies back batched per turn. A handler that throws produces an error
  * reply, never a dead actor. Timers are messages the actor sends itself (`ctx.after`), so
  * stopping cancels them all.
+ *
+ * Expensive work goes through `ctx.defer`: it runs in a later macrotask, after the messages
+ * already sent to the worker have been received, so a `cancel` that arrives behind a burst of
+ * calls is seen before the work it cancels starts. A cancelled call gets no reply: its caller
+ * has forgotten it.
  */
-import { serializeError } from "../lib/errors.ts";
+import { setImmediate } from "node:timers";
+import { BackendUnavailableError, serializeError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import type { Settings } from "../lib/settings.ts";
 import type { ActorEvent, CallMap, FromWorker, MessageOf, Reply, ToWorker } from "./protocol.ts";
@@ -19,14 +25,84 @@ export interface ActorContext<M extends CallMap> {
   emit(event: ActorEvent): void;
   /** Delivers `msg` to this actor's own `handle` after `ms`; cancelled on stop. */
   after(ms: number, msg: MessageOf<M>): void;
+  /**
+   * Runs `fn` later, in order of deferral: never in the turn that received the call, and at
+   * most {@link DEFER_SLICE_MS} ms of jobs per macrotask, so the messages queued meanwhile
+   * (cancellations above all) are handled between jobs. At most
+   * {@link ActorDefinition.deferConcurrency} jobs whose promise is pending run at once, the
+   * rest wait in the queue, where cancelling them is free.
+   * @returns `fn`'s result.
+   * @throws the `signal`'s reason when it aborted before the job started (`fn` never ran);
+   *   {@link BackendUnavailableError} when the actor stopped first.
+   */
+  defer<T>(fn: () => T | Promise<T>, opts?: DeferOptions): Promise<T>;
+}
+
+export interface DeferOptions {
+  /** The call's {@link CallScope.signal}: aborted before the job starts, the job is skipped. */
+  signal?: AbortSignal;
+  /**
+   * Jobs deferred under the same key while one is queued and not yet started run once and
+   * share its result (a promise of the same value): give one key only to jobs that compute
+   * the same thing. The shared job is skipped only when all its callers' signals aborted. A
+   * job that has started is never joined, so every result is computed after its call came.
+   */
+  key?: string;
+}
+
+/** What a call's handler gets besides the message. */
+export interface CallScope {
+  /**
+   * Aborted when the caller cancels this call: its HTTP client went away or its timeout
+   * passed. For self-messages (`ctx.after`), the actor's stop signal.
+   */
+  readonly signal: AbortSignal;
 }
 
 /** An actor's behaviour. `handle` may answer synchronously (the cached-read fast path). */
 export interface ActorDefinition<M extends CallMap> {
   init(ctx: ActorContext<M>): void | Promise<void>;
-  handle(msg: MessageOf<M>, ctx: ActorContext<M>): unknown;
+  handle(msg: MessageOf<M>, ctx: ActorContext<M>, call: CallScope): unknown;
   /** Closes backend sessions; called once on graceful stop. */
   stop(ctx: ActorContext<M>): void | Promise<void>;
+  /**
+   * How many `ctx.defer` jobs may be pending (awaiting I/O) at once, read after `init`
+   * (default 1). An actor whose deferred jobs await a connection pool gives the pool's size.
+   */
+  deferConcurrency?(settings: Settings): number;
+}
+
+/** Synchronous work the deferred-job pump does in one macrotask before it yields, ms. */
+export const DEFER_SLICE_MS = 2;
+
+/** A call whose handler returned a promise: it may still be cancelled. */
+class InFlight implements CallScope {
+  cancelled = false;
+  #controller: AbortController | undefined;
+
+  // Created on first use: most calls never look at their signal.
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.cancelled) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.#controller?.abort();
+  }
+}
+
+interface Job {
+  fn: () => unknown;
+  /** Callers' signals; null when a caller cannot be cancelled (the job always runs). */
+  signals: AbortSignal[] | null;
+  key: string | undefined;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  promise: Promise<unknown>;
 }
 
 /** Runs `def` as this worker's actor. Call once at the top level of a worker module. */
@@ -40,6 +116,10 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
   let replies: Reply[] = [];
   let flushScheduled = false;
   let ctx: ActorContext<M> | null = null;
+  let actorName = "actor";
+  /** Calls answered by a promise not yet settled, by id: what a `cancel` can reach. */
+  const inFlight = new Map<number, InFlight>();
+  const selfScope: CallScope = { signal: abort.signal };
 
   const flush = () => {
     flushScheduled = false;
@@ -57,21 +137,109 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
   };
 
   const dispatch = (id: number, msg: MessageOf<M>, c: ActorContext<M>) => {
+    const call = new InFlight();
     let out: unknown;
     try {
-      out = def.handle(msg, c);
+      out = def.handle(msg, c, call);
     } catch (err) {
       reply({ id, ok: false, error: serializeError(err) });
       return;
     }
     if (out instanceof Promise) {
+      inFlight.set(id, call);
       out.then(
-        (value) => reply({ id, ok: true, value }),
-        (err) => reply({ id, ok: false, error: serializeError(err) }),
+        (value) => {
+          inFlight.delete(id);
+          if (!call.cancelled) reply({ id, ok: true, value });
+        },
+        (err) => {
+          inFlight.delete(id);
+          if (!call.cancelled) reply({ id, ok: false, error: serializeError(err) });
+        },
       );
     } else {
       reply({ id, ok: true, value: out });
     }
+  };
+
+  // Deferred jobs: a FIFO drained by a pump that runs in its own macrotasks (setImmediate,
+  // ~1 µs a yield; a message posted to the worker is handled before the next immediate,
+  // whereas nested zero timeouts are clamped to milliseconds).
+  /** Started or skipped jobs before `head` are cleared, so they can be collected. */
+  let jobs: (Job | undefined)[] = [];
+  let head = 0;
+  const queued = new Map<string, Job>();
+  let running = 0;
+  let concurrency = 1;
+  let pumpScheduled = false;
+
+  const schedulePump = () => {
+    if (pumpScheduled || head >= jobs.length || running >= concurrency) return;
+    pumpScheduled = true;
+    setImmediate(pump);
+  };
+  const settled = () => {
+    running--;
+    schedulePump();
+  };
+  const pump = () => {
+    pumpScheduled = false;
+    const t0 = performance.now();
+    while (head < jobs.length && running < concurrency) {
+      const job = jobs[head]!;
+      jobs[head++] = undefined;
+      if (job.key !== undefined) queued.delete(job.key);
+      if (abort.signal.aborted) {
+        job.reject(new BackendUnavailableError(actorName, `Actor ${actorName} is stopping`));
+        continue;
+      }
+      if (job.signals?.every((s) => s.aborted)) {
+        job.reject(job.signals[0].reason);
+        continue;
+      }
+      let out: unknown;
+      try {
+        out = job.fn();
+      } catch (err) {
+        job.reject(err);
+        continue;
+      }
+      if (out instanceof Promise) {
+        running++;
+        out.then(job.resolve, job.reject).finally(settled);
+      } else job.resolve(out);
+      if (performance.now() - t0 >= DEFER_SLICE_MS) break;
+    }
+    if (head >= jobs.length) {
+      jobs = [];
+      head = 0;
+    } else if (head > 1024 && head * 2 > jobs.length) {
+      jobs = jobs.slice(head);
+      head = 0;
+    }
+    schedulePump();
+  };
+
+  const defer = <T>(fn: () => T | Promise<T>, opts: DeferOptions = {}): Promise<T> => {
+    const { signal, key } = opts;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (abort.signal.aborted) {
+      return Promise.reject(
+        new BackendUnavailableError(actorName, `Actor ${actorName} is stopping`),
+      );
+    }
+    const shared = key === undefined ? undefined : queued.get(key);
+    if (shared) {
+      if (!signal) shared.signals = null;
+      else shared.signals?.push(signal);
+      return shared.promise as Promise<T>;
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const job: Job = { fn, signals: signal ? [signal] : null, key, resolve, reject, promise };
+    jobs.push(job);
+    if (key !== undefined) queued.set(key, job);
+    schedulePump();
+    return promise as Promise<T>;
   };
 
   scope.onmessage = async (e: MessageEvent<ToWorker>) => {
@@ -82,8 +250,13 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
         for (const call of m.calls) dispatch(call.id, call.msg as MessageOf<M>, ctx);
         return;
       }
+      case "cancel": {
+        for (const id of m.ids) inFlight.get(id)?.cancel();
+        return;
+      }
       case "init": {
         log.setLevel(m.settings.LOG_LEVEL);
+        actorName = m.actor;
         const c: ActorContext<M> = {
           settings: m.settings,
           options: m.options,
@@ -95,7 +268,7 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
               timers.delete(t);
               if (abort.signal.aborted) return;
               try {
-                const r = def.handle(msg, c);
+                const r = def.handle(msg, c, selfScope);
                 if (r instanceof Promise) {
                   r.catch((err) =>
                     log.error("actor self-message failed", {
@@ -115,9 +288,11 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
             }, ms);
             timers.add(t);
           },
+          defer,
         };
         try {
           await def.init(c);
+          concurrency = Math.max(1, def.deferConcurrency?.(m.settings) ?? 1);
           ctx = c;
           scope.postMessage({ kind: "ready" });
         } catch (err) {
@@ -129,6 +304,12 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
         abort.abort();
         for (const t of timers) clearTimeout(t);
         timers.clear();
+        // Queued jobs fail now instead of waiting for a pump that may be behind I/O.
+        const stopping = new BackendUnavailableError(actorName, `Actor ${actorName} is stopping`);
+        for (let i = head; i < jobs.length; i++) jobs[i]?.reject(stopping);
+        jobs = [];
+        head = 0;
+        queued.clear();
         try {
           if (ctx) await def.stop(ctx);
         } catch (err) {

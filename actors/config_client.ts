@@ -76,11 +76,13 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
       this.near.forget(group(id.environment, id.key));
     }
   }
-  bulk(r: Req<"bulk">) {
-    return this.call({ type: "bulk", ...r });
+  /** `signal`: the request's; when the client hangs up, the actor skips the work. */
+  bulk(r: Req<"bulk">, signal?: AbortSignal) {
+    return this.call({ type: "bulk", ...r }, { signal });
   }
-  list(r: Req<"list">) {
-    return this.call({ type: "list", ...r });
+  /** `signal`: the request's; when the client hangs up, the actor skips the work. */
+  list(r: Req<"list">, signal?: AbortSignal) {
+    return this.call({ type: "list", ...r }, { signal });
   }
   create(r: Req<"create">) {
     return this.#written(r.id, this.call({ type: "create", ...r }));
@@ -94,11 +96,12 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
   rollback(r: Req<"rollback">) {
     return this.#written(r.id, this.call({ type: "rollback", ...r }));
   }
-  history(r: Req<"history">) {
-    return this.call({ type: "history", ...r });
+  /** `signal`: the request's; when the client hangs up, the actor skips the work. */
+  history(r: Req<"history">, signal?: AbortSignal) {
+    return this.call({ type: "history", ...r }, { signal });
   }
-  changes(r: Req<"changes">) {
-    return this.call({ type: "changes", ...r });
+  changes(r: Req<"changes">, signal?: AbortSignal) {
+    return this.call({ type: "changes", ...r }, { signal });
   }
   index() {
     return this.call({ type: "index" });

@@ -12,6 +12,12 @@ export interface GetReply {
   stale: boolean;
 }
 
+/** A list answer: the JSON array of entries (masked) and the change index it reflects. */
+export interface ListReply {
+  body: string;
+  index: number;
+}
+
 /** A write answer: the entry document (masked), its ETag, and the change sequence. */
 export interface WriteReply {
   entry: Record<string, unknown>;
@@ -37,7 +43,7 @@ export type ConfigCalls = CommonCalls & {
       limit: number;
       offset: number;
     };
-    res: { items: Record<string, unknown>[]; index: number };
+    res: ListReply;
   };
   create: {
     req: { id: EntryId; value: string; secret: boolean; description: string | null; by: string };

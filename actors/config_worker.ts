@@ -8,7 +8,7 @@
 import { serveActor } from "./actor_host.ts";
 import type { ActorContext } from "./actor_host.ts";
 import { BackendMonitor } from "./monitor.ts";
-import type { ConfigCalls, GetReply, WriteReply } from "./config_protocol.ts";
+import type { ConfigCalls, GetReply, ListReply, WriteReply } from "./config_protocol.ts";
 import type { BackendStatus } from "./protocol.ts";
 import { type BackendProbe, disabledStatus } from "../lib/backend.ts";
 import { openSqlite, sqliteProbe } from "../lib/backends/sqlite.ts";
@@ -34,7 +34,7 @@ import {
   type StoredEntry,
   type WriteOp,
 } from "../lib/config/model.ts";
-import type { ConfigStore } from "../lib/config/store.ts";
+import type { ConfigStore, ListFilter } from "../lib/config/store.ts";
 import { SqliteConfigStore } from "../lib/config/sqlite_store.ts";
 import { loadSecretBox, type SecretBox } from "../lib/config/secrets.ts";
 import type { Redis } from "ioredis";
@@ -326,6 +326,19 @@ function bulk(environment: string, service: string, keys: string[]): string | Pr
   })();
 }
 
+/**
+ * A list as the JSON text of its entries (masked), and the change index it reflects: one
+ * string crosses to the HTTP thread as a copy, where an array of objects is cloned field by
+ * field and then serialized there again.
+ */
+async function list(filter: ListFilter): Promise<ListReply> {
+  const rows = await stored(() => store.list(filter));
+  return {
+    body: JSON.stringify(rows.map((e) => entryView(e))),
+    index: Math.max(lastSeq, committedSeq),
+  };
+}
+
 async function write(op: WriteOp, ctx: Ctx): Promise<WriteReply> {
   // No fail-fast on the probe's verdict: a probe that times out under load would turn every
   // write into a 503 until the next probe. A store that is really down fails the write
@@ -587,7 +600,11 @@ serveActor<ConfigCalls>({
     ctx.after(PRUNE_MS, { type: "prune" });
     await openStore(ctx);
   },
-  handle(msg, ctx) {
+  deferConcurrency(settings) {
+    // Deferred reads of PostgreSQL await the pool: as many at once as it has connections.
+    return settings.DATABASE_URL ? settings.DATABASE_POOL_SIZE : 1;
+  },
+  handle(msg, ctx, call) {
     switch (msg.type) {
       case "metrics":
         return (async () => [
@@ -620,13 +637,25 @@ serveActor<ConfigCalls>({
         return get(msg.id);
       case "reveal":
         return reveal(msg.id);
+      // Reads whose cost grows with their answer run deferred (skipped when their client hangs
+      // up first), and identical ones queued together are computed once.
       case "bulk":
-        return bulk(msg.environment, msg.service, msg.keys);
+        return ctx.defer(() => bulk(msg.environment, msg.service, msg.keys), {
+          signal: call.signal,
+          key: JSON.stringify(["bulk", msg.environment, msg.service, msg.keys]),
+        });
       case "list":
-        return (async () => {
-          const rows = await stored(() => store.list(msg));
-          return { items: rows.map((e) => entryView(e)), index: Math.max(lastSeq, committedSeq) };
-        })();
+        return ctx.defer(() => list(msg), {
+          signal: call.signal,
+          key: JSON.stringify([
+            "list",
+            msg.environment ?? null,
+            msg.service ?? null,
+            msg.keys ?? null,
+            msg.limit,
+            msg.offset,
+          ]),
+        });
       case "create":
         return (async () =>
           write({
@@ -664,8 +693,21 @@ serveActor<ConfigCalls>({
           ifVersion: msg.ifVersion,
         }, ctx);
       case "history":
-        return (async () =>
-          (await stored(() => store.history(msg.id, msg.limit, msg.offset))).map(historyView))();
+        return ctx.defer(
+          async () =>
+            (await stored(() => store.history(msg.id, msg.limit, msg.offset))).map(historyView),
+          {
+            signal: call.signal,
+            key: JSON.stringify([
+              "history",
+              msg.id.environment,
+              msg.id.service,
+              msg.id.key,
+              msg.limit,
+              msg.offset,
+            ]),
+          },
+        );
       case "changes":
         return (async () =>
           (await stored(() =>

@@ -1,7 +1,9 @@
 /**
  * The wire protocol between an actor client (main thread) and its worker. Types only.
  * Calls issued in one event-loop turn travel together in one `calls` message; the worker
- * answers with `replies` batches carrying each call's `id`.
+ * answers with `replies` batches carrying each call's `id`. A `cancel` names calls posted
+ * earlier whose caller is gone (the client hung up, or the call timed out): the worker skips
+ * their work if it has not started it and sends no reply for them.
  */
 import type { SerializedError } from "../lib/errors.ts";
 import type { Settings } from "../lib/settings.ts";
@@ -28,6 +30,7 @@ export type Reply =
 export type ToWorker =
   | { kind: "init"; actor: string; settings: Settings; options: Record<string, unknown> }
   | { kind: "calls"; calls: Call[] }
+  | { kind: "cancel"; ids: number[] }
   | { kind: "stop" };
 
 /** Worker → main thread. */

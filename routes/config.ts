@@ -240,7 +240,7 @@ export function configRoutes(deps: ConfigDeps) {
         environment: b.environment,
         service: b.service_name ?? "",
         keys: [...new Set(b.keys)],
-      });
+      }, c.req.raw.signal);
       return c.body(body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );
@@ -296,19 +296,21 @@ export function configRoutes(deps: ConfigDeps) {
               environment: filter.environment,
               service: filter.service,
               limit: 1,
-            })).length > 0,
+            }, c.req.raw.signal)).length > 0,
           c.req.raw.signal,
         );
       }
+      // The request's signal: a client that hangs up (also during the wait) costs no list.
       const res = await config.list({
         environment: q.environment,
         service: q.service_name,
         keys: keys.length ? keys : undefined,
         limit: q.limit,
         offset: q.offset,
-      });
+      }, c.req.raw.signal);
       c.header("X-Config-Index", String(Math.max(res.index, hub.lastSeq)));
-      return c.json(res.items as z.infer<typeof Entry>[], 200);
+      // The actor sends the array as JSON text already.
+      return c.body(res.body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );
 
@@ -504,7 +506,7 @@ export function configRoutes(deps: ConfigDeps) {
         id: id(key, q.environment, q.service_name),
         limit: q.limit,
         offset: q.offset,
-      });
+      }, c.req.raw.signal);
       return c.json(rows as z.infer<typeof HistoryItem>[], 200);
     },
   );
