@@ -170,6 +170,10 @@ const schema = z.object({
   API_TOKENS_FILE: optStr(),
   API_TOKENS: optStr(),
   RATE_LIMIT_PER_MINUTE: num(0, { min: 0, max: 10_000_000, int: true }),
+  // Seconds without a byte of a request body before it is refused (408); bytes of bodies being
+  // read at once, across requests, before 503 + Retry-After (at least one 1 MiB body).
+  HTTP_BODY_IDLE_TIMEOUT: num(10, { min: 0.1, max: 3600 }),
+  HTTP_BODY_BUDGET_BYTES: num(67_108_864, { min: 1_048_576, max: 1_099_511_627_776, int: true }),
   AUTH_FAILURES_PER_MINUTE: num(30, { min: 0, max: 10_000_000, int: true }),
 });
 

@@ -4,9 +4,9 @@
  * one module per resource; this file holds no handler logic.
  */
 import type { Context, ExecutionContext } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { errorToProblem, problem, problemResponse } from "../lib/problem.ts";
+import { bodyLimits, BodyReader } from "../lib/http/body.ts";
 import { log } from "../lib/log.ts";
 import { Authenticator, loadTokens, RateLimiter } from "../lib/auth.ts";
 import {
@@ -29,7 +29,7 @@ import { configRoutes, fastConfigGet, type GetMemo } from "./config.ts";
 import { registryRoutes } from "./registry.ts";
 import { metricsRoutes } from "./metrics.ts";
 import { type HistogramSeries, httpDuration } from "../lib/metrics.ts";
-import { fastEvaluation, flagRoutes } from "./flags.ts";
+import { fastEvaluation, flagRoutes, ofrepRefusal } from "./flags.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
@@ -56,16 +56,6 @@ export interface AppDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-function tooLarge(path: string, requestId: string): Response {
-  return problemResponse(
-    problem(413, `Request body is larger than ${BODY_LIMIT_BYTES} bytes`, {
-      instance: path,
-      request_id: requestId,
-    }),
-    { "x-request-id": requestId },
-  );
-}
-
 export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
 
@@ -83,6 +73,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const getMemo: GetMemo = new Map();
   const configGet = deps.config ? fastConfigGet(deps.config, getMemo) : null;
   const ready = readiness(Object.values(deps.actors));
+  const bodies = new BodyReader(bodyLimits(deps.settings, BODY_LIMIT_BYTES));
   // Its access table is read once every route is mounted, below.
   const resolver = new RouteResolver(app);
   app.fetch = (req: Request, env?: unknown, ctx?: ExecutionContext) => {
@@ -116,9 +107,25 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       if (r.route === "/ready") return ready.fast(id).then((res) => finish(res, true));
       const fast = configGet?.(req, id);
       if (fast) return finish(fast, true);
-    } else if (fastFlags && req.method === "POST" && r.route !== null) {
-      const fast = fastFlags(req, id, r.route);
-      if (fast) return fast.then((res) => finish(res, true));
+    } else if (req.body !== null && req.method !== "HEAD") {
+      // Every body is read here, within its limits, once the route has let the caller in;
+      // the routes get it as text (Hono re-reads it from the new Request).
+      const answer = r.route?.startsWith("/ofrep/") ? ofrepRefusal(r.route, r.path) : undefined;
+      return bodies.read(req, { instance: r.path, requestId: id, answer }).then((text) => {
+        if (text instanceof Response) return finish(text, true);
+        if (fastFlags && req.method === "POST" && r.route !== null) {
+          const fast = fastFlags(text, id, r.route);
+          if (fast) return fast.then((res) => finish(res, true));
+        }
+        const read = new Request(req.url, {
+          method: req.method,
+          headers: req.headers,
+          body: text,
+          signal: req.signal,
+        });
+        const res = inner(read, { requestId: id, principal }, ctx);
+        return res instanceof Promise ? res.then(finish) : finish(res);
+      });
     }
     const res = inner(req, { requestId: id, principal }, ctx);
     return res instanceof Promise ? res.then(finish) : finish(res);
@@ -180,16 +187,6 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     }
     return principal;
   };
-
-  // Only methods that carry a body pay for the limit; chunked bodies are counted as read.
-  app.on(
-    ["POST", "PUT", "PATCH", "DELETE"],
-    "*",
-    bodyLimit({
-      maxSize: BODY_LIMIT_BYTES,
-      onError: (c) => tooLarge(c.req.path, c.env.requestId),
-    }),
-  );
 
   app.onError((err, c) => {
     const p = errorToProblem(err, { instance: c.req.path, requestId: c.env?.requestId ?? "" });

@@ -248,3 +248,26 @@ Deno.test("a body that is not application/json is a 415 problem naming Content-T
     message: "must be application/json",
   }]);
 });
+
+Deno.test("a body that is not valid UTF-8 is a 400 naming body, and nothing is stored", async () => {
+  await using svc = await startService(embeddedSettings());
+  const bytes = new TextEncoder().encode(
+    '{"key":"utf","environment":"development","value":"caf\u00e9"}',
+  );
+  const bad = bytes.slice();
+  bad[bytes.indexOf(0xc3)] = 0xff;
+  const res = await svc.app.request("/api/v1/config", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: bad,
+  });
+  assert.equal(res.status, 400);
+  assert.deepEqual((await res.json()).errors, [{
+    field: "body",
+    in: "body",
+    message: "is not valid UTF-8",
+  }]);
+  const get = await svc.app.request("/api/v1/config/utf?environment=development");
+  assert.equal(get.status, 404);
+  await get.body?.cancel();
+});
