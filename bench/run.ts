@@ -24,6 +24,7 @@ import { type Child, post, spawnBare, spawnService } from "./service.ts";
 import { sseFanout } from "./sse_fanout.ts";
 import { rssWithCachedEntries } from "./rss.ts";
 import { registryBench } from "./registry.ts";
+import { serviceSlowBodies } from "./service_slow_bodies.ts";
 import { createPostgres } from "../lib/backends/postgres.ts";
 import {
   agreeWithUnleash,
@@ -283,6 +284,7 @@ try {
   if (!values["skip-extra"] && wanted("SSE")) extra.push(await sseFanout(2000, 20));
   if (!values["skip-extra"] && wanted("RSS")) extra.push(await rssWithCachedEntries(100_000));
   if (!values["skip-extra"] && wanted("registry")) extra.push(await registryBench());
+  if (!values["skip-extra"] && wanted("slow")) extra.push(await serviceSlowBodies());
 
   console.log(
     `\n${opts.connections} connections, ${opts.durationS} s per row, wrk -t1, ` +
