@@ -149,3 +149,13 @@ export function deserializeError(e: SerializedError): Error {
       return new Error(e.message);
   }
 }
+
+/**
+ * A zod issue's message as this service words it: a missing field "is required" (zod says
+ * "Invalid input: expected string, received undefined"), anything else as zod says it.
+ */
+export function issueMessage(i: { code: string; message: string }): string {
+  return i.code === "invalid_type" && /received undefined$/.test(i.message)
+    ? "is required"
+    : i.message;
+}

@@ -111,64 +111,104 @@ const HistoryItem = z.object({
 }).openapi("ConfigHistoryItem");
 
 export function configRoutes(deps: ConfigDeps) {
-  const { settings, config, hub } = deps;
-  const envs = settings.SUPPORTED_ENVIRONMENTS;
-  const Environment = z.string().refine((e) => envs.includes(e), {
-    message: `must be one of ${envs.join(", ")}`,
-  }).openapi({ example: settings.DEFAULT_ENVIRONMENT });
-  const ScopeQuery = z.object({
-    environment: Environment,
-    service_name: ServiceName.optional(),
-  });
-  const Paging = (def: number, max: number) => ({
-    limit: z.coerce.number().int().min(1).max(max).default(def),
-    offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
-  });
-  const KeyParam = z.object({ key: Key });
-
-  const maxValue = settings.CONFIG_MAX_VALUE_BYTES;
-  const valueText = (value: unknown): string => {
-    // Before stringifying: a value nested some ten thousand deep overflowed JSON.stringify
-    // (500) or, shallower, the structured clone of the ConfigActor's reply, which crashed
-    // the worker after the write had committed.
-    if (nestedDeeperThan(value)) {
-      throw new ValidationError([{
-        field: "value",
-        in: "body",
-        message: `nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`,
-      }]);
-    }
-    const text = JSON.stringify(value);
-    if (new TextEncoder().encode(text).length > maxValue) {
-      throw new PayloadTooLargeError([{
-        field: "value",
-        in: "body",
-        message: `is larger than CONFIG_MAX_VALUE_BYTES (${maxValue} bytes as JSON)`,
-      }]);
-    }
-    return text;
-  };
-  const id = (key: string, environment: string, service?: string | null): EntryId => ({
-    environment,
-    service: service ?? "",
-    key,
-  });
-  // With tokens, the fetch wrapper has already checked `secrets:read` for `?reveal=true`.
-  const refuseReveal = (c: Context<AppEnv>) => {
-    if (c.env.principal === null) {
-      throw new ForbiddenError(
-        "Revealing secret values needs a token with the secrets:read scope, and no API " +
-          "tokens are configured (API_TOKENS, API_TOKENS_FILE)",
-      );
-    }
-  };
-
+  const x = context(deps);
   const r = newRouter();
   // By method and path, before their routes: GET /api/v1/config/{key} stays one synchronous
   // handler, and no other route pays for the check.
   r.on("POST", "/api/v1/config", exactNumbers);
   r.on("PUT", "/api/v1/config/:key", exactNumbers);
+  for (const add of [watch, bulk, list, create, getEntry, update, remove, history, rollback]) {
+    add(r, x);
+  }
+  return r;
+}
 
+type Router = ReturnType<typeof newRouter>;
+
+/** What the configuration routes share: their deps and the schemas the settings shape. */
+interface Ctx extends ConfigDeps {
+  Environment: z.ZodType<string>;
+  ScopeQuery: z.ZodObject<{
+    environment: z.ZodType<string>;
+    service_name: z.ZodOptional<typeof ServiceName>;
+  }>;
+  Paging: (def: number, max: number) => {
+    limit: z.ZodDefault<z.ZodCoercedNumber<unknown>>;
+    offset: z.ZodDefault<z.ZodCoercedNumber<unknown>>;
+  };
+  /** A value as stored JSON text; throws a 400 (too deep) or 413 (too large) naming `value`. */
+  valueText: (value: unknown) => string;
+}
+
+function context(deps: ConfigDeps): Ctx {
+  const { settings } = deps;
+  const envs = settings.SUPPORTED_ENVIRONMENTS;
+  const Environment = z.string().refine((e) => envs.includes(e), {
+    message: `must be one of ${envs.join(", ")}`,
+  }).openapi({ example: settings.DEFAULT_ENVIRONMENT });
+  const maxValue = settings.CONFIG_MAX_VALUE_BYTES;
+  return {
+    ...deps,
+    Environment,
+    ScopeQuery: z.object({ environment: Environment, service_name: ServiceName.optional() }),
+    Paging: (def, max) => ({
+      limit: z.coerce.number().int().min(1).max(max).default(def),
+      offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+    }),
+    valueText: (value) => {
+      // Before stringifying: a value nested some ten thousand deep overflowed JSON.stringify
+      // (500) or, shallower, the structured clone of the ConfigActor's reply, which crashed
+      // the worker after the write had committed.
+      if (nestedDeeperThan(value)) {
+        throw new ValidationError([{
+          field: "value",
+          in: "body",
+          message: `nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`,
+        }]);
+      }
+      const text = JSON.stringify(value);
+      if (new TextEncoder().encode(text).length > maxValue) {
+        throw new PayloadTooLargeError([{
+          field: "value",
+          in: "body",
+          message: `is larger than CONFIG_MAX_VALUE_BYTES (${maxValue} bytes as JSON)`,
+        }]);
+      }
+      return text;
+    },
+  };
+}
+
+const KeyParam = z.object({ key: Key });
+
+const entryId = (key: string, environment: string, service?: string | null): EntryId => ({
+  environment,
+  service: service ?? "",
+  key,
+});
+
+// With tokens, the fetch wrapper has already checked `secrets:read` for `?reveal=true`.
+function refuseReveal(c: Context<AppEnv>): void {
+  if (c.env.principal === null) {
+    throw new ForbiddenError(
+      "Revealing secret values needs a token with the secrets:read scope, and no API " +
+        "tokens are configured (API_TOKENS, API_TOKENS_FILE)",
+    );
+  }
+}
+
+/** The body of an update: a create's without `key`. */
+const writeBody = (x: Ctx) =>
+  z.object({
+    value: Value,
+    environment: x.Environment,
+    service_name: ServiceName.nullable().optional(),
+    description: Description.optional(),
+    secret: z.boolean().optional(),
+  }).openapi("ConfigUpdate");
+
+/** `GET /api/v1/config/watch`: Server-Sent Events of a scope's changes. */
+function watch(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "get",
@@ -178,7 +218,7 @@ export function configRoutes(deps: ConfigDeps) {
       summary: "Watch changes (Server-Sent Events)",
       description: "Events `created`, `updated`, `deleted`, `rolled_back`; `id` is the change " +
         "sequence; send `Last-Event-ID` to resume without gaps. A comment every 15 s.",
-      request: { query: ScopeQuery },
+      request: { query: x.ScopeQuery },
       responses: {
         200: { description: "text/event-stream" },
         ...problemResponses(400),
@@ -202,10 +242,13 @@ export function configRoutes(deps: ConfigDeps) {
       // HEAD: the headers only. Hono answers HEAD with the GET handler and drops its body
       // without cancelling it, which left a subscribed watcher behind for every HEAD.
       if (c.req.method === "HEAD") return c.body(null, 200, SSE_HEADERS);
-      return watchStream(c, filter, after, config, hub);
+      return watchStream(c, filter, after, x.config, x.hub);
     },
   );
+}
 
+/** `POST /api/v1/config/bulk`: several values at once, as a flat map. */
+function bulk(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "post",
@@ -222,7 +265,7 @@ export function configRoutes(deps: ConfigDeps) {
             "application/json": {
               schema: z.object({
                 keys: z.array(Key).min(1).max(1000),
-                environment: Environment,
+                environment: x.Environment,
                 service_name: ServiceName.nullable().optional(),
               }),
             },
@@ -236,7 +279,7 @@ export function configRoutes(deps: ConfigDeps) {
     }),
     async (c) => {
       const b = c.req.valid("json");
-      const body = await config.bulk({
+      const body = await x.config.bulk({
         environment: b.environment,
         service: b.service_name ?? "",
         keys: [...new Set(b.keys)],
@@ -244,7 +287,10 @@ export function configRoutes(deps: ConfigDeps) {
       return c.body(body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );
+}
 
+/** `GET /api/v1/config`: entries by filter, or a Consul-style blocking query with `index`. */
+function list(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "get",
@@ -252,14 +298,15 @@ export function configRoutes(deps: ConfigDeps) {
       ...requires(["config:read"]),
       tags: ["Configuration"],
       summary: "List configurations",
-      description: "Filters: environment, service_name, `keys[]` (or repeated `keys`). With " +
+      description: "Filters: environment, service_name (empty: the global scope only; " +
+        "absent: every scope), `keys[]` (or repeated `keys`). With " +
         "`index` (from `X-Config-Index`) the request waits up to `wait` (e.g. `30s`, max 5m) " +
         "for a change in that scope, like Consul's blocking queries.",
       request: {
         query: z.object({
-          environment: Environment.optional(),
-          service_name: ServiceName.optional(),
-          ...Paging(1000, 10_000),
+          environment: x.Environment.optional(),
+          service_name: z.union([z.literal(""), ServiceName]).optional(),
+          ...x.Paging(1000, 10_000),
           index: z.coerce.number().int().min(0).optional(),
           wait: z.string().regex(/^\d+(ms|s|m)?$/, "must be a duration like 30s, 500ms or 2m")
             .optional(),
@@ -286,12 +333,12 @@ export function configRoutes(deps: ConfigDeps) {
           }]);
         }
         const filter: WatchFilter = { environment: q.environment, service: q.service_name };
-        await hub.wait(
+        await x.hub.wait(
           filter,
           q.index,
           Math.min(parseWait(q.wait ?? "30s"), MAX_WAIT_MS),
           async () =>
-            (await config.changes({
+            (await x.config.changes({
               after: q.index!,
               environment: filter.environment,
               service: filter.service,
@@ -301,19 +348,22 @@ export function configRoutes(deps: ConfigDeps) {
         );
       }
       // The request's signal: a client that hangs up (also during the wait) costs no list.
-      const res = await config.list({
+      const res = await x.config.list({
         environment: q.environment,
         service: q.service_name,
         keys: keys.length ? keys : undefined,
         limit: q.limit,
         offset: q.offset,
       }, c.req.raw.signal);
-      c.header("X-Config-Index", String(Math.max(res.index, hub.lastSeq)));
+      c.header("X-Config-Index", String(Math.max(res.index, x.hub.lastSeq)));
       // The actor sends the array as JSON text already.
       return c.body(res.body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );
+}
 
+/** `POST /api/v1/config`: a new entry (409 when it exists). */
+function create(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "post",
@@ -329,7 +379,7 @@ export function configRoutes(deps: ConfigDeps) {
               schema: z.object({
                 key: Key,
                 value: Value,
-                environment: Environment,
+                environment: x.Environment,
                 service_name: ServiceName.nullable().optional(),
                 description: Description.optional(),
                 secret: z.boolean().optional(),
@@ -345,20 +395,23 @@ export function configRoutes(deps: ConfigDeps) {
     }),
     async (c) => {
       const b = c.req.valid("json");
-      const res = await config.create({
-        id: id(b.key, b.environment, b.service_name),
-        value: valueText(b.value),
+      const res = await x.config.create({
+        id: entryId(b.key, b.environment, b.service_name),
+        value: x.valueText(b.value),
         secret: b.secret ?? false,
         description: b.description ?? null,
         by: principal(c),
       });
-      hub.committed(res.seq);
+      x.hub.committed(res.seq);
       c.header("ETag", res.etag);
       return c.json(res.entry as z.infer<typeof Entry>, 201);
     },
   );
+}
 
-  const getQuery = ScopeQuery.extend({ reveal: z.string().optional() });
+/** `GET /api/v1/config/{key}`: the service entry, else the global one; the hot path. */
+function getEntry(r: Router, x: Ctx): void {
+  const getQuery = x.ScopeQuery.extend({ reveal: z.string().optional() });
   const getRoute = createRoute({
     method: "get",
     path: "/api/v1/config/{key}",
@@ -378,7 +431,7 @@ export function configRoutes(deps: ConfigDeps) {
   // The hot path: documented from the same schemas, but validated inside one handler, since
   // the validator middleware of .openapi() makes Hono compose an async chain per request.
   r.openAPIRegistry.registerPath(getRoute);
-  const parsed = deps.getMemo;
+  const parsed = x.getMemo;
   const parseGet = (c: Context<AppEnv>) => {
     const url = c.req.url;
     const memo = parsed.get(url);
@@ -392,7 +445,7 @@ export function configRoutes(deps: ConfigDeps) {
     ];
     if (errors.length > 0 || !q.success) throw new ValidationError(errors);
     const out = {
-      entryId: id(key, q.data.environment, q.data.service_name),
+      entryId: entryId(key, q.data.environment, q.data.service_name),
       // The same reading of the query as the authorization made (routes/access.ts).
       reveal: revealRequested(url),
     };
@@ -404,7 +457,7 @@ export function configRoutes(deps: ConfigDeps) {
     const { entryId, reveal } = parseGet(c);
     if (reveal) {
       refuseReveal(c);
-      return config.reveal({ id: entryId }).then((res) => {
+      return x.config.reveal({ id: entryId }).then((res) => {
         const out = getResponse(res, undefined);
         out.headers.set("cache-control", "no-store");
         return out;
@@ -412,19 +465,14 @@ export function configRoutes(deps: ConfigDeps) {
     }
     const inm = c.req.header("if-none-match");
     // A hot key is answered on this thread, synchronously; otherwise the actor answers.
-    const near = config.getNear(entryId);
+    const near = x.config.getNear(entryId);
     if (near) return getResponse(near, inm);
-    return config.get({ id: entryId }).then((res) => getResponse(res, inm));
+    return x.config.get({ id: entryId }).then((res) => getResponse(res, inm));
   });
+}
 
-  const writeBody = z.object({
-    value: Value,
-    environment: Environment,
-    service_name: ServiceName.nullable().optional(),
-    description: Description.optional(),
-    secret: z.boolean().optional(),
-  }).openapi("ConfigUpdate");
-
+/** `PUT /api/v1/config/{key}`: a new version (`If-Match` makes it a compare-and-set). */
+function update(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "put",
@@ -435,7 +483,7 @@ export function configRoutes(deps: ConfigDeps) {
       description: "`If-Match` with the ETag makes it a compare-and-set (412 when stale).",
       request: {
         params: KeyParam,
-        body: { required: true, content: { "application/json": { schema: writeBody } } },
+        body: { required: true, content: { "application/json": { schema: writeBody(x) } } },
       },
       responses: {
         200: jsonContent(Entry, "Updated"),
@@ -445,20 +493,23 @@ export function configRoutes(deps: ConfigDeps) {
     async (c) => {
       const { key } = c.req.valid("param");
       const b = c.req.valid("json");
-      const res = await config.update({
-        id: id(key, b.environment, b.service_name),
-        value: valueText(b.value),
+      const res = await x.config.update({
+        id: entryId(key, b.environment, b.service_name),
+        value: x.valueText(b.value),
         secret: b.secret,
         description: b.description,
         by: principal(c),
         ifVersion: ifMatch(c, b.service_name),
       });
-      hub.committed(res.seq);
+      x.hub.committed(res.seq);
       c.header("ETag", res.etag);
       return c.json(res.entry as z.infer<typeof Entry>, 200);
     },
   );
+}
 
+/** `DELETE /api/v1/config/{key}`: deletes, keeping the history. */
+function remove(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "delete",
@@ -467,7 +518,7 @@ export function configRoutes(deps: ConfigDeps) {
       tags: ["Configuration"],
       summary: "Delete a configuration",
       description: "History is kept. `If-Match` makes it conditional (412 when stale).",
-      request: { params: KeyParam, query: ScopeQuery },
+      request: { params: KeyParam, query: x.ScopeQuery },
       responses: {
         200: jsonContent(Entry.extend({ deleted: z.literal(true) }), "Deleted"),
         ...problemResponses(400, 404, 412, 503),
@@ -476,16 +527,19 @@ export function configRoutes(deps: ConfigDeps) {
     async (c) => {
       const { key } = c.req.valid("param");
       const q = c.req.valid("query");
-      const res = await config.delete({
-        id: id(key, q.environment, q.service_name),
+      const res = await x.config.delete({
+        id: entryId(key, q.environment, q.service_name),
         by: principal(c),
         ifVersion: ifMatch(c, q.service_name),
       });
-      hub.committed(res.seq);
+      x.hub.committed(res.seq);
       return c.json(res.entry as z.infer<typeof Entry> & { deleted: true }, 200);
     },
   );
+}
 
+/** `GET /api/v1/config/{key}/history`: every change, newest first. */
+function history(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "get",
@@ -493,7 +547,7 @@ export function configRoutes(deps: ConfigDeps) {
       ...requires(["config:read"]),
       tags: ["Configuration"],
       summary: "Change history, newest first",
-      request: { params: KeyParam, query: ScopeQuery.extend(Paging(50, 1000)) },
+      request: { params: KeyParam, query: x.ScopeQuery.extend(x.Paging(50, 1000)) },
       responses: {
         200: jsonContent(z.array(HistoryItem), "History"),
         ...problemResponses(400, 503),
@@ -502,15 +556,18 @@ export function configRoutes(deps: ConfigDeps) {
     async (c) => {
       const { key } = c.req.valid("param");
       const q = c.req.valid("query");
-      const rows = await config.history({
-        id: id(key, q.environment, q.service_name),
+      const rows = await x.config.history({
+        id: entryId(key, q.environment, q.service_name),
         limit: q.limit,
         offset: q.offset,
       }, c.req.raw.signal);
       return c.json(rows as z.infer<typeof HistoryItem>[], 200);
     },
   );
+}
 
+/** `POST /api/v1/config/{key}/rollback`: a new version with an old version's value. */
+function rollback(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "post",
@@ -525,7 +582,7 @@ export function configRoutes(deps: ConfigDeps) {
           content: {
             "application/json": {
               schema: z.object({
-                environment: Environment,
+                environment: x.Environment,
                 service_name: ServiceName.nullable().optional(),
                 version: z.number().int().min(1),
               }),
@@ -541,19 +598,17 @@ export function configRoutes(deps: ConfigDeps) {
     async (c) => {
       const { key } = c.req.valid("param");
       const b = c.req.valid("json");
-      const res = await config.rollback({
-        id: id(key, b.environment, b.service_name),
+      const res = await x.config.rollback({
+        id: entryId(key, b.environment, b.service_name),
         toVersion: b.version,
         by: principal(c),
         ifVersion: ifMatch(c, b.service_name),
       });
-      hub.committed(res.seq);
+      x.hub.committed(res.seq);
       c.header("ETag", res.etag);
       return c.json(res.entry as z.infer<typeof Entry>, 200);
     },
   );
-
-  return r;
 }
 
 /**

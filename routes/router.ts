@@ -5,7 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { ZodError } from "zod";
 import type { MiddlewareHandler } from "hono";
-import { type FieldError, ValidationError } from "../lib/errors.ts";
+import { type FieldError, issueMessage, ValidationError } from "../lib/errors.ts";
 import { inexactNumberErrors } from "../lib/json.ts";
 import { requestPath } from "./access.ts";
 
@@ -25,7 +25,7 @@ export function fieldErrors(error: ZodError, target: string): FieldError[] {
   return error.issues.map((i) => ({
     field: i.path.length > 0 ? i.path.join(".") : where,
     in: where,
-    message: i.message,
+    message: issueMessage(i),
   }));
 }
 

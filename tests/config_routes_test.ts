@@ -1418,3 +1418,37 @@ Deno.test("GET /openapi.json documents every configuration path", async () => {
     for (const m of methods) assert.ok(doc.paths[path][m], `${m.toUpperCase()} ${path} documented`);
   }
 });
+
+Deno.test("GET /api/v1/config lists every scope, or with service_name= only the global one", async () => {
+  await using svc = await startService(embeddedSettings());
+  for (const service_name of [null, "orders"]) {
+    const res = await svc.app.request("/api/v1/config", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key: "k", value: 1, environment: "development", service_name }),
+    });
+    assert.equal(res.status, 201);
+    await res.body?.cancel();
+  }
+  const scopes = async (query: string) =>
+    ((await (await svc.app.request(`/api/v1/config?environment=development${query}`)).json()) as {
+      service_name: string | null;
+    }[]).map((e) => e.service_name);
+  assert.deepEqual(await scopes(""), [null, "orders"]);
+  assert.deepEqual(await scopes("&service_name="), [null]);
+  assert.deepEqual(await scopes("&service_name=orders"), ["orders"]);
+});
+
+Deno.test("a missing environment is a 400 saying it is required", async () => {
+  await using svc = await startService(embeddedSettings());
+  for (const path of ["/api/v1/config/k", "/api/v1/feature-flags", "/api/v1/config/k/history"]) {
+    const res = await svc.app.request(path);
+    assert.equal(res.status, 400, path);
+    const p = await res.json();
+    assert.deepEqual(
+      p.errors.find((e: { field: string }) => e.field === "environment"),
+      { field: "environment", in: "query", message: "is required" },
+      path,
+    );
+  }
+});

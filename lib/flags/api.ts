@@ -3,7 +3,7 @@
  * validates bodies with them, so the HTTP thread only reads text and forwards it.
  */
 import { z } from "@hono/zod-openapi";
-import { type FieldError, ValidationError } from "../errors.ts";
+import { type FieldError, issueMessage, ValidationError } from "../errors.ts";
 import type { FlagType } from "./provider.ts";
 import { MAX_JSON_DEPTH, nestedDeeperThan } from "../json.ts";
 
@@ -70,7 +70,7 @@ export function bodyErrors(error: z.ZodError): FieldError[] {
   return error.issues.map((i) => ({
     field: i.path.length > 0 ? i.path.join(".") : "body",
     in: "body",
-    message: i.message,
+    message: issueMessage(i),
   }));
 }
 
