@@ -26,6 +26,8 @@ let allowed: string[] = [];
 /** SERVICE_HEALTH_CHECK_ENABLED=false stops the schedule; manual checks still work. */
 let enabled = true;
 let active = false;
+/** Keys whose next check was asked for by `check_now`. */
+const manual = new Set<string>();
 
 async function check(key: string, ctx: Ctx): Promise<void> {
   const t = targets.get(key);
@@ -34,7 +36,9 @@ async function check(key: string, ctx: Ctx): Promise<void> {
   try {
     // Checked again at probe time: the guard must hold even for restored records.
     checkProbeTarget(t.health_check_url, "health_check_url", allowed);
-    const r = await probe(t, settings, ctx.signal);
+    // A check asked for now answers within one timeout: one attempt, no retries.
+    const once = manual.delete(key);
+    const r = await probe(t, once ? { ...settings, maxRetries: 0 } : settings, ctx.signal);
     outcome = { key, healthy: r.healthy, checked_at: r.checked_at, reason: r.reason };
   } catch (err) {
     outcome = {
@@ -111,6 +115,7 @@ serveActor<HealthCalls>({
         return;
       case "check_now": {
         const known = msg.keys.filter((k) => targets.has(k));
+        for (const k of known) manual.add(k);
         await Promise.all(known.map((k) => scheduler.runNow(k)));
         return known.map((k) => last.get(k)).filter((o): o is HealthOutcome => o !== undefined);
       }

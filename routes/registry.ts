@@ -39,11 +39,10 @@ const ServiceView = z.object({
 }).openapi("Service");
 
 export function registryRoutes(deps: RegistryDeps) {
-  const { settings, registry, health } = deps;
   const r = newRouter();
   // Metadata numbers are stored as strings: one that would not read back is refused first.
   r.on("POST", "/api/v1/registry/register", exactNumbers);
-  if (!settings.SERVICE_REGISTRY_ENABLED) {
+  if (!deps.settings.SERVICE_REGISTRY_ENABLED) {
     r.use("/api/v1/registry/*", () => {
       throw new BackendUnavailableError(
         "registry",
@@ -51,8 +50,19 @@ export function registryRoutes(deps: RegistryDeps) {
       );
     });
   }
-  const Ref = z.object({ service_name: Name, instance_id: Name });
+  for (const add of [register, deregister, heartbeat, services, service, url, discover, checkNow]) {
+    add(r, deps);
+  }
+  return r;
+}
 
+type Router = ReturnType<typeof newRouter>;
+const Ref = z.object({ service_name: Name, instance_id: Name });
+const ServiceParam = z.object({ service_name: Name });
+
+/** `POST /api/v1/registry/register`: adds or updates an instance (idempotent). */
+function register(r: Router, d: RegistryDeps): void {
+  const { registry } = d;
   r.openapi(
     createRoute({
       method: "post",
@@ -105,7 +115,11 @@ export function registryRoutes(deps: RegistryDeps) {
       }, created ? 201 : 200);
     },
   );
+}
 
+/** `POST /api/v1/registry/deregister`: removes an instance. */
+function deregister(r: Router, d: RegistryDeps): void {
+  const { registry } = d;
   r.openapi(
     createRoute({
       method: "post",
@@ -125,7 +139,11 @@ export function registryRoutes(deps: RegistryDeps) {
       return c.json({ ...b, status: "deregistered" as const }, 200);
     },
   );
+}
 
+/** `POST /api/v1/registry/heartbeat`: keeps a TTL instance alive. */
+function heartbeat(r: Router, d: RegistryDeps): void {
+  const { registry } = d;
   r.openapi(
     createRoute({
       method: "post",
@@ -148,7 +166,11 @@ export function registryRoutes(deps: RegistryDeps) {
       return c.json({ ...b, status: i.status, last_heartbeat: i.last_heartbeat }, 200);
     },
   );
+}
 
+/** `GET /api/v1/registry/services`: every service with its instances. */
+function services(r: Router, d: RegistryDeps): void {
+  const { registry } = d;
   r.openapi(
     createRoute({
       method: "get",
@@ -170,9 +192,11 @@ export function registryRoutes(deps: RegistryDeps) {
       return c.json(out, 200);
     },
   );
+}
 
-  const ServiceParam = z.object({ service_name: Name });
-
+/** `GET /api/v1/registry/services/{service_name}`: all instances of a service. */
+function service(r: Router, d: RegistryDeps): void {
+  const { registry } = d;
   r.openapi(
     createRoute({
       method: "get",
@@ -190,7 +214,11 @@ export function registryRoutes(deps: RegistryDeps) {
       return c.body(body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );
+}
 
+/** `GET /api/v1/registry/services/{service_name}/url`: one healthy instance, load balanced. */
+function url(r: Router, d: RegistryDeps): void {
+  const { registry } = d;
   r.openapi(
     createRoute({
       method: "get",
@@ -220,7 +248,11 @@ export function registryRoutes(deps: RegistryDeps) {
       return c.json({ service_name, url: i.service_url, instance_id: i.instance_id }, 200);
     },
   );
+}
 
+/** `GET /api/v1/registry/discover/{service_name}`: the healthy instances. */
+function discover(r: Router, d: RegistryDeps): void {
+  const { registry } = d;
   r.openapi(
     createRoute({
       method: "get",
@@ -241,7 +273,11 @@ export function registryRoutes(deps: RegistryDeps) {
       return c.body(body, 200, { "content-type": "application/json" }) as unknown as never;
     },
   );
+}
 
+/** `POST /api/v1/registry/services/{service_name}/health`: checks the instances now. */
+function checkNow(r: Router, d: RegistryDeps): void {
+  const { registry, health } = d;
   r.openapi(
     createRoute({
       method: "post",
@@ -288,6 +324,4 @@ export function registryRoutes(deps: RegistryDeps) {
       }, 200);
     },
   );
-
-  return r;
 }

@@ -485,3 +485,41 @@ Deno.test("POST /api/v1/registry/register refuses a metadata number that would n
   const list = await (await svc.app.request("/api/v1/registry/services")).json();
   assert.equal(JSON.stringify(list).includes('"big"'), false, "nothing registered");
 });
+
+Deno.test("POST …/services/{name}/health answers after one attempt, not after the retries", async () => {
+  // Retries with backoff (1 s, then 2 s, 4 s) would keep a check of a failing instance busy
+  // for seconds; a check asked for now makes one attempt: the instance sees one request.
+  let requests = 0;
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    requests++;
+    return new Response("down", { status: 500 });
+  });
+  await using svc = await startService(embeddedSettings({
+    SERVICE_HEALTH_CHECK_ENABLED: "false",
+    HEALTH_CHECK_ADDITIONAL_ENDPOINTS: "",
+    HEALTH_CHECK_TIMEOUT: "0.5",
+    HEALTH_CHECK_MAX_RETRIES: "3",
+    HEALTH_CHECK_INITIAL_RETRY_DELAY: "1",
+  }));
+  const reg = await svc.app.request("/api/v1/registry/register", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      service_name: "failing",
+      service_url: `http://127.0.0.1:${server.addr.port}`,
+    }),
+  });
+  assert.equal(reg.status, 201);
+  await reg.body?.cancel();
+  const res = await svc.app.request("/api/v1/registry/services/failing/health", {
+    method: "POST",
+  });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), {
+    service_name: "failing",
+    instances_checked: 1,
+    healthy_instances: 0,
+    unhealthy_instances: 1,
+  });
+  assert.equal(requests, 1);
+});
