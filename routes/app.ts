@@ -21,7 +21,7 @@ import {
 import type { ApiToken } from "../lib/auth.ts";
 import type { Settings } from "../lib/settings.ts";
 import { type AppEnv, BODY_LIMIT_BYTES, newRouter, splitUrl } from "./router.ts";
-import { healthRoutes, readiness } from "./health.ts";
+import { healthRoutes, type Readiness, readiness } from "./health.ts";
 import { metaRoutes } from "./meta.ts";
 import { docsRoutes } from "./docs.ts";
 import type { ActorHandle } from "./actors.ts";
@@ -65,10 +65,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const inner = app.fetch;
   const idPrefix = crypto.randomUUID().slice(0, 8);
   let seq = 0;
-  const auth = new Authenticator(deps.tokens ?? loadTokens(deps.settings));
-  const limiter = new RateLimiter(deps.settings.RATE_LIMIT_PER_MINUTE);
-  const failures = new RateLimiter(deps.settings.AUTH_FAILURES_PER_MINUTE);
-  const guarded = auth.enabled || limiter.enabled;
+  const guard = new Guard(deps.settings, deps.tokens ?? loadTokens(deps.settings));
   const fastFlags = deps.flags ? fastEvaluation(deps.flags) : null;
   const getMemo: GetMemo = new Map();
   const configGet = deps.config ? fastConfigGet(deps.config, getMemo) : null;
@@ -98,8 +95,8 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     };
     if (!r.hostOk) return finish(badHost(r.path, id));
     let principal: string | null = null;
-    if (guarded) {
-      const denied = guard(req, env, id, r);
+    if (guard.enabled) {
+      const denied = guard.check(req, env, id, r);
       if (denied instanceof Response) return finish(denied);
       principal = denied;
     }
@@ -131,63 +128,18 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     return res instanceof Promise ? res.then(finish) : finish(res);
   };
 
-  /**
-   * Token, scope and rate limits for the route the request was matched to: a refusal, or
-   * the principal (null when open). A path no route serves needs a valid token too, so an
-   * unauthenticated caller learns nothing from 404s.
-   */
-  const guard = (
-    req: Request,
-    env: unknown,
-    id: string,
-    r: Resolved,
-  ): Response | string | null => {
-    const scopes = r.access === null ? [] : scopesFor(r.access, req.url);
-    if (scopes === null) return null;
-    const refuse = (status: number, detail: string, headers: Record<string, string> = {}) =>
-      problemResponse(problem(status, detail, { instance: r.path, request_id: id }), headers);
-    const addr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
-    const client = `addr:${addr?.hostname ?? "unknown"}`;
-    let principal: string | null = null;
-    let key = client;
-    if (auth.enabled) {
-      // An address that failed too often is refused whatever it sends now: a guess that
-      // would be right gets the same 429 as one that would be wrong.
-      const wait = failures.enabled ? failures.peek(client) : 0;
-      if (wait > 0) {
-        return refuse(
-          429,
-          `Too many failed authentications from this address (AUTH_FAILURES_PER_MINUTE ${deps.settings.AUTH_FAILURES_PER_MINUTE})`,
-          { "retry-after": String(wait) },
-        );
-      }
-      const a = auth.check(req.headers.get("authorization"), scopes);
-      if (!a.ok) {
-        if (a.status === 401 && failures.enabled) failures.take(client);
-        return refuse(
-          a.status,
-          a.detail,
-          a.status === 401 ? { "www-authenticate": 'Bearer realm="config-service"' } : {},
-        );
-      }
-      principal = a.principal;
-      key = a.key;
-    } else if (r.access === null) {
-      return null;
-    }
-    if (limiter.enabled) {
-      const wait = limiter.take(key);
-      if (wait > 0) {
-        return refuse(
-          429,
-          `Rate limit of ${deps.settings.RATE_LIMIT_PER_MINUTE} requests a minute exceeded`,
-          { "retry-after": String(wait) },
-        );
-      }
-    }
-    return principal;
-  };
+  mountRoutes(app, deps, ready, getMemo);
+  resolver.declared(accessTable(app));
+  return app;
+}
 
+/** The error and not-found answers, and every resource's routes. */
+function mountRoutes(
+  app: OpenAPIHono<AppEnv>,
+  deps: AppDeps,
+  ready: Readiness,
+  getMemo: GetMemo,
+): void {
   app.onError((err, c) => {
     const p = errorToProblem(err, { instance: c.req.path, requestId: c.env?.requestId ?? "" });
     return problemResponse(p);
@@ -212,8 +164,77 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   }
   if (deps.flags) app.route("/", flagRoutes({ settings: deps.settings, flags: deps.flags }));
   app.route("/", docsRoutes(app));
-  resolver.declared(accessTable(app));
-  return app;
+}
+
+/**
+ * Token, scope and rate limits for the route a request was matched to. A path no route
+ * serves needs a valid token too, so an unauthenticated caller learns nothing from 404s.
+ */
+class Guard {
+  readonly #settings: Settings;
+  readonly #auth: Authenticator;
+  readonly #limiter: RateLimiter;
+  readonly #failures: RateLimiter;
+  constructor(settings: Settings, tokens: ApiToken[]) {
+    this.#settings = settings;
+    this.#auth = new Authenticator(tokens);
+    this.#limiter = new RateLimiter(settings.RATE_LIMIT_PER_MINUTE);
+    this.#failures = new RateLimiter(settings.AUTH_FAILURES_PER_MINUTE);
+  }
+
+  /** False when there is nothing to check (no tokens, no rate limit). */
+  get enabled(): boolean {
+    return this.#auth.enabled || this.#limiter.enabled;
+  }
+
+  /** A refusal, or the principal (null when open). */
+  check(req: Request, env: unknown, id: string, r: Resolved): Response | string | null {
+    const scopes = r.access === null ? [] : scopesFor(r.access, req.url);
+    if (scopes === null) return null;
+    const refuse = (status: number, detail: string, headers: Record<string, string> = {}) =>
+      problemResponse(problem(status, detail, { instance: r.path, request_id: id }), headers);
+    const addr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
+    const client = `addr:${addr?.hostname ?? "unknown"}`;
+    let principal: string | null = null;
+    let key = client;
+    if (this.#auth.enabled) {
+      // An address that failed too often is refused whatever it sends now: a guess that
+      // would be right gets the same 429 as one that would be wrong.
+      const wait = this.#failures.enabled ? this.#failures.peek(client) : 0;
+      if (wait > 0) {
+        return refuse(
+          429,
+          "Too many failed authentications from this address (AUTH_FAILURES_PER_MINUTE " +
+            `${this.#settings.AUTH_FAILURES_PER_MINUTE})`,
+          { "retry-after": String(wait) },
+        );
+      }
+      const a = this.#auth.check(req.headers.get("authorization"), scopes);
+      if (!a.ok) {
+        if (a.status === 401 && this.#failures.enabled) this.#failures.take(client);
+        return refuse(
+          a.status,
+          a.detail,
+          a.status === 401 ? { "www-authenticate": 'Bearer realm="config-service"' } : {},
+        );
+      }
+      principal = a.principal;
+      key = a.key;
+    } else if (r.access === null) {
+      return null;
+    }
+    if (this.#limiter.enabled) {
+      const wait = this.#limiter.take(key);
+      if (wait > 0) {
+        return refuse(
+          429,
+          `Rate limit of ${this.#settings.RATE_LIMIT_PER_MINUTE} requests a minute exceeded`,
+          { "retry-after": String(wait) },
+        );
+      }
+    }
+    return principal;
+  }
 }
 
 /** 405 with `Allow` when the path exists under other methods, else 404. */

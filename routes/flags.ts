@@ -70,17 +70,23 @@ const EVALUATE_OPS: Record<string, "evaluate" | "boolean" | "bulk"> = {
 export function fastEvaluation(flags: FlagClient) {
   return (body: string, requestId: string, route: string): Promise<Response> | null => {
     const op = EVALUATE_OPS[route];
-    if (op === undefined) return null;
-    return flags.evaluate({ op, body }).then(
-      // The request id goes in now: adding a header to a built Response costs more.
-      (text) => json(text, 200, { "x-request-id": requestId }),
-      (err) =>
-        problemResponse(
-          errorToProblem(err, { instance: route, requestId }),
-          { "x-request-id": requestId },
-        ),
-    );
+    return op === undefined ? null : evaluated(flags, op, body, { instance: route, requestId });
   };
+}
+
+/** One evaluation's answer, for the fast path and the routes alike (errors as problems). */
+function evaluated(
+  flags: FlagClient,
+  op: "evaluate" | "boolean" | "bulk",
+  body: string,
+  ctx: { instance: string; requestId: string },
+): Promise<Response> {
+  // The request id goes in now: adding a header to a built Response costs more.
+  const headers = { "x-request-id": ctx.requestId };
+  return flags.evaluate({ op, body }).then(
+    (text) => json(text, 200, headers),
+    (err) => problemResponse(errorToProblem(err, ctx), headers),
+  );
 }
 
 /**
@@ -101,14 +107,30 @@ export function ofrepRefusal(route: string, path: string) {
 }
 
 export function flagRoutes(deps: FlagDeps) {
-  const { settings, flags } = deps;
+  const envs = flagEnvironments(deps.settings);
+  const x: Ctx = {
+    ...deps,
+    envs,
+    EnvQuery: z.object({
+      environment: z.string().refine((e) => envs.includes(e), `must be one of ${envs.join(", ")}`)
+        .openapi({ example: envs[0] }),
+    }),
+  };
   const r = newRouter();
-  const envs = flagEnvironments(settings);
-  const EnvQuery = z.object({
-    environment: z.string().refine((e) => envs.includes(e), `must be one of ${envs.join(", ")}`)
-      .openapi({ example: envs[0] }),
-  });
+  for (const add of [evaluations, list, sync, getFlag, ofrepOne, ofrepAll]) add(r, x);
+  return r;
+}
 
+type Router = ReturnType<typeof newRouter>;
+
+/** What the flag routes share: their deps and the environments flags are served for. */
+interface Ctx extends FlagDeps {
+  envs: string[];
+  EnvQuery: z.ZodObject<{ environment: z.ZodType<string> }>;
+}
+
+/** The three evaluation endpoints; the fetch wrapper answers them first (fastEvaluation). */
+function evaluations(r: Router, x: Ctx): void {
   const evaluation = (
     path: string,
     op: "evaluate" | "boolean" | "bulk",
@@ -127,7 +149,11 @@ export function flagRoutes(deps: FlagDeps) {
       request: jsonBody(schema),
       responses: { 200: jsonContent(response, "Evaluated"), ...problemResponses(400, 413) },
     }));
-    r.post(path, async (c) => json(await flags.evaluate({ op, body: await c.req.text() })));
+    r.post(
+      path,
+      async (c) =>
+        evaluated(x.flags, op, await c.req.text(), { instance: path, requestId: c.env.requestId }),
+    );
   };
 
   evaluation(
@@ -162,7 +188,10 @@ export function flagRoutes(deps: FlagDeps) {
     "Evaluate several feature flags",
     "Up to 200 flags with one context; answers an object keyed by flag name.",
   );
+}
 
+/** `GET /api/v1/feature-flags`: every flag of an environment. */
+function list(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "get",
@@ -172,7 +201,7 @@ export function flagRoutes(deps: FlagDeps) {
       summary: "List feature flags",
       description: "Every flag of the environment: name and enabled, plus type, description " +
         "and stale where the source gives them. Answered from the synced definitions.",
-      request: { query: EnvQuery },
+      request: { query: x.EnvQuery },
       responses: {
         200: jsonContent(
           z.array(z.object({
@@ -187,9 +216,12 @@ export function flagRoutes(deps: FlagDeps) {
         ...problemResponses(400, 503),
       },
     }),
-    async (c) => json(await flags.list({ env: c.req.valid("query").environment })) as never,
+    async (c) => json(await x.flags.list({ env: c.req.valid("query").environment })) as never,
   );
+}
 
+/** `POST /api/v1/feature-flags/sync`: fetches the definitions now. */
+function sync(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "post",
@@ -199,7 +231,7 @@ export function flagRoutes(deps: FlagDeps) {
       summary: "Sync feature flags now",
       description: "Fetches the environment's definitions from Unleash (or the flags file) now. " +
         "503 when the source cannot be reached; evaluation goes on from the last definitions.",
-      request: { query: EnvQuery },
+      request: { query: x.EnvQuery },
       responses: {
         200: jsonContent(
           z.object({ environment: z.string(), flags_synced: z.number(), timestamp: z.string() }),
@@ -208,9 +240,12 @@ export function flagRoutes(deps: FlagDeps) {
         ...problemResponses(400, 503),
       },
     }),
-    async (c) => json(await flags.sync({ env: c.req.valid("query").environment })) as never,
+    async (c) => json(await x.flags.sync({ env: c.req.valid("query").environment })) as never,
   );
+}
 
+/** `GET /api/v1/feature-flags/{name}`: one flag's definition. */
+function getFlag(r: Router, x: Ctx): void {
   r.openapi(
     createRoute({
       method: "get",
@@ -221,7 +256,7 @@ export function flagRoutes(deps: FlagDeps) {
       description: "The flag's definition in the environment: enabled, variants, strategies " +
         "(with constraints, segments and strategy variants), and type, description, project, " +
         "stale, dependencies where known.",
-      request: { params: z.object({ name: FlagName }), query: EnvQuery },
+      request: { params: z.object({ name: FlagName }), query: x.EnvQuery },
       responses: {
         200: jsonContent(
           z.object({
@@ -240,33 +275,45 @@ export function flagRoutes(deps: FlagDeps) {
     }),
     async (c) =>
       json(
-        await flags.get({ env: c.req.valid("query").environment, name: c.req.valid("param").name }),
+        await x.flags.get({
+          env: c.req.valid("query").environment,
+          name: c.req.valid("param").name,
+        }),
       ) as never,
   );
+}
 
-  // OFREP (OpenFeature Remote Evaluation Protocol): any OpenFeature SDK's OFREP provider.
-  // An unknown X-Environment is OFREP's own 400 (`INVALID_CONTEXT`), like any other error of
-  // these endpoints, not a problem document: OFREP providers read `errorCode`.
-  const ofrepEnv = (c: Context<AppEnv>, key: string | null): string | null | Response => {
-    const e = c.req.header("x-environment") ?? null;
-    if (e === null || envs.includes(e)) return e;
-    const details = `X-Environment must be one of ${envs.join(", ")}`;
-    return json(
-      JSON.stringify(
-        key === null
-          ? { errorCode: "INVALID_CONTEXT", errorDetails: details }
-          : { key, errorCode: "INVALID_CONTEXT", errorDetails: details },
-      ),
-      400,
-    );
-  };
-  const ofrepHeaders = {
-    name: "X-Environment",
-    in: "header" as const,
-    required: false,
-    schema: { type: "string" as const },
-    description: "The environment (default: UNLEASH_ENVIRONMENT, else DEFAULT_ENVIRONMENT)",
-  };
+// OFREP (OpenFeature Remote Evaluation Protocol): any OpenFeature SDK's OFREP provider.
+// An unknown X-Environment is OFREP's own 400 (`INVALID_CONTEXT`), like any other error of
+// these endpoints, not a problem document: OFREP providers read `errorCode`.
+function ofrepEnv(
+  x: Ctx,
+  c: Context<AppEnv>,
+  key: string | null,
+): string | null | Response {
+  const e = c.req.header("x-environment") ?? null;
+  if (e === null || x.envs.includes(e)) return e;
+  const details = `X-Environment must be one of ${x.envs.join(", ")}`;
+  return json(
+    JSON.stringify(
+      key === null
+        ? { errorCode: "INVALID_CONTEXT", errorDetails: details }
+        : { key, errorCode: "INVALID_CONTEXT", errorDetails: details },
+    ),
+    400,
+  );
+}
+
+const ofrepHeaders = {
+  name: "X-Environment",
+  in: "header" as const,
+  required: false,
+  schema: { type: "string" as const },
+  description: "The environment (default: UNLEASH_ENVIRONMENT, else DEFAULT_ENVIRONMENT)",
+};
+
+/** `POST /ofrep/v1/evaluate/flags/{key}`: OFREP, one flag. */
+function ofrepOne(r: Router, x: Ctx): void {
   r.openAPIRegistry.registerPath(createRoute({
     method: "post",
     path: "/ofrep/v1/evaluate/flags/{key}",
@@ -285,9 +332,9 @@ export function flagRoutes(deps: FlagDeps) {
   } as never));
   r.post("/ofrep/v1/evaluate/flags/:key", async (c) => {
     const key = c.req.param("key");
-    const env = ofrepEnv(c, key);
+    const env = ofrepEnv(x, c, key);
     if (env instanceof Response) return env;
-    const res = await flags.ofrep({
+    const res = await x.flags.ofrep({
       key,
       env,
       body: await c.req.text(),
@@ -295,6 +342,10 @@ export function flagRoutes(deps: FlagDeps) {
     });
     return json(res.body, res.status);
   });
+}
+
+/** `POST /ofrep/v1/evaluate/flags`: OFREP, every flag (ETag, 304). */
+function ofrepAll(r: Router, x: Ctx): void {
   r.openAPIRegistry.registerPath(createRoute({
     method: "post",
     path: "/ofrep/v1/evaluate/flags",
@@ -316,9 +367,9 @@ export function flagRoutes(deps: FlagDeps) {
     },
   } as never));
   r.post("/ofrep/v1/evaluate/flags", async (c) => {
-    const env = ofrepEnv(c, null);
+    const env = ofrepEnv(x, c, null);
     if (env instanceof Response) return env;
-    const res = await flags.ofrep({
+    const res = await x.flags.ofrep({
       key: null,
       env,
       body: await c.req.text(),
@@ -329,5 +380,4 @@ export function flagRoutes(deps: FlagDeps) {
     }
     return json(res.body, res.status, res.etag ? { etag: res.etag } : undefined);
   });
-  return r;
 }

@@ -95,40 +95,7 @@ export function healthRoutes(deps: AppDeps, ready: Readiness) {
           503: { description: "Not serving", content: { "application/json": { schema: Health } } },
         },
       }),
-      (c) => {
-        const backends: Record<string, z.infer<typeof Backend>> = {};
-        const actorStates: Record<string, z.infer<typeof ActorState>> = {};
-        let unhealthy = false;
-        let degraded = false;
-        for (const a of actors) {
-          actorStates[a.name] = {
-            ready: a.ready,
-            restarts: a.restarts,
-            queue_depth: a.queueDepth,
-          };
-          if (!a.ready) unhealthy = true;
-          for (const b of a.backends) {
-            backends[b.name] = view(b);
-            if (b.status !== "down") continue;
-            if (ESSENTIAL.has(b.name)) unhealthy = true;
-            else degraded = true;
-          }
-        }
-        const status: z.infer<typeof Health>["status"] = unhealthy
-          ? "unhealthy"
-          : degraded
-          ? "degraded"
-          : "healthy";
-        return c.json({
-          status,
-          service: deps.settings.SERVICE_NAME,
-          version: SERVICE_VERSION,
-          instance_id: deps.settings.SERVICE_INSTANCE_ID,
-          uptime_seconds: Math.round((Date.now() - deps.startedAt) / 1000),
-          backends,
-          actors: actorStates,
-        }, unhealthy ? 503 : 200);
-      },
+      (c) => c.json(...report(deps, actors)),
     )
     .openapi(
       createRoute({
@@ -164,6 +131,43 @@ export function healthRoutes(deps: AppDeps, ready: Readiness) {
         return c.body(ready.body, 200, { "content-type": "application/json" });
       },
     );
+}
+
+/** `/health`'s document and status: 503 when storage or an actor is down. */
+function report(deps: AppDeps, actors: ActorHandle[]): [z.infer<typeof Health>, 200 | 503] {
+  const backends: Record<string, z.infer<typeof Backend>> = {};
+  const actorStates: Record<string, z.infer<typeof ActorState>> = {};
+  let unhealthy = false;
+  let degraded = false;
+  for (const a of actors) {
+    actorStates[a.name] = {
+      ready: a.ready,
+      restarts: a.restarts,
+      queue_depth: a.queueDepth,
+    };
+    if (!a.ready) unhealthy = true;
+    for (const b of a.backends) {
+      backends[b.name] = view(b);
+      if (b.status !== "down") continue;
+      if (ESSENTIAL.has(b.name)) unhealthy = true;
+      else degraded = true;
+    }
+  }
+  const status: z.infer<typeof Health>["status"] = unhealthy
+    ? "unhealthy"
+    : degraded
+    ? "degraded"
+    : "healthy";
+  const body: z.infer<typeof Health> = {
+    status,
+    service: deps.settings.SERVICE_NAME,
+    version: SERVICE_VERSION,
+    instance_id: deps.settings.SERVICE_INSTANCE_ID,
+    uptime_seconds: Math.round((Date.now() - deps.startedAt) / 1000),
+    backends,
+    actors: actorStates,
+  };
+  return [body, unhealthy ? 503 : 200];
 }
 
 function view(b: BackendStatus) {
