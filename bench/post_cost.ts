@@ -1,8 +1,8 @@
 /**
  * What an actor hop costs the sending thread (`deno run -A bench/post_cost.ts`): the time
  * `worker.postMessage` takes when the worker is asleep (waiting for work) against when it is
- * awake, and one sequential round trip. The README's explanation of the `/ready` and
- * evaluate ratios rests on these figures.
+ * awake, and one sequential round trip. The explanation in docs/benchmarks.md of the `/ready`
+ * and evaluate ratios rests on these figures.
  */
 const src = `self.onmessage = (e) => { if (e.data === "ping") self.postMessage("pong"); };`;
 const url = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));

@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: measures, in one run, a bare `Deno.serve` baseline and the service's
  * endpoints with wrk, and prints req/s, p50, p99 and each ratio to the baseline as a
- * Markdown table (the README's benchmark table comes from here).
+ * Markdown table (the benchmark table in docs/benchmarks.md comes from here).
  *
  * Options: --duration S (default 10), --connections N (default 50), --only NAME[,NAME],
  * --skip-extra (no SSE fan-out / RSS runs). wrk runs pinned to CPU 0 (`BENCH_WRK_CPU`, `none`
