@@ -204,7 +204,7 @@ const writeBody = (x: Ctx) =>
     environment: x.Environment,
     service_name: ServiceName.nullable().optional(),
     description: Description.optional(),
-    secret: z.boolean().optional(),
+    secret: z.boolean().optional().openapi({ example: false }),
   }).openapi("ConfigUpdate");
 
 /** `GET /api/v1/config/watch`: Server-Sent Events of a scope's changes. */
@@ -382,7 +382,7 @@ function create(r: Router, x: Ctx): void {
                 environment: x.Environment,
                 service_name: ServiceName.nullable().optional(),
                 description: Description.optional(),
-                secret: z.boolean().optional(),
+                secret: z.boolean().optional().openapi({ example: false }),
               }).openapi("ConfigCreate"),
             },
           },

@@ -35,6 +35,7 @@ const ASSETS: Record<string, Asset> = {
 const SWAGGER_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>config-service API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/docs/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/swagger-ui-bundle.js"></script>
@@ -43,7 +44,8 @@ const SWAGGER_HTML = `<!doctype html>
 
 const REDOC_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>config-service API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,"></head>
 <body><redoc spec-url="/openapi.json"></redoc>
 <script src="/redoc/redoc.standalone.js"></script></body></html>`;
 

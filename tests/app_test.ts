@@ -271,3 +271,13 @@ Deno.test("a body that is not valid UTF-8 is a 400 naming body, and nothing is s
   assert.equal(get.status, 404);
   await get.body?.cancel();
 });
+
+Deno.test("the docs pages ask for no /favicon.ico, and the create example is not a secret", async () => {
+  await using svc = await startService(embeddedSettings());
+  for (const page of ["/docs", "/redoc"]) {
+    assert.match(await (await svc.app.request(page)).text(), /<link rel="icon" href="data:,">/);
+  }
+  const doc = await (await svc.app.request("/openapi.json")).json();
+  assert.equal(doc.components.schemas.ConfigCreate.properties.secret.example, false);
+  assert.equal(doc.components.schemas.ConfigUpdate.properties.secret.example, false);
+});
