@@ -199,7 +199,9 @@ export class RateLimiter {
     const rate = this.#perMinute / 60_000;
     let b = this.#buckets.get(key);
     if (!b) {
-      if (this.#buckets.size >= 100_000) this.#buckets.clear();
+      // The oldest bucket goes, not all of them: clearing let a client that cycles through
+      // addresses wipe every other client's count.
+      if (this.#buckets.size >= 100_000) this.#buckets.delete(this.#buckets.keys().next().value!);
       b = { tokens: this.#perMinute, at: now };
       this.#buckets.set(key, b);
     }
@@ -211,4 +213,24 @@ export class RateLimiter {
     }
     return Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000));
   }
+}
+
+/**
+ * The rate-limit key of a client address: IPv4 as is; IPv6 by its /64, which one host or
+ * site commonly holds whole (an address per request costs it nothing); IPv4-mapped IPv6 as
+ * the IPv4 address.
+ */
+export function clientKey(host: string): string {
+  const h = host.replace(/^\[|\]$/g, "").replace(/%.*$/, "");
+  if (!h.includes(":")) return `addr:${h}`;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(h);
+  if (mapped) return `addr:${mapped[1]}`;
+  const [head, tail] = h.split("::");
+  const front = head ? head.split(":") : [];
+  const back = tail ? tail.split(":") : [];
+  const groups = tail === undefined
+    ? front
+    : [...front, ...new Array(Math.max(0, 8 - front.length - back.length)).fill("0"), ...back];
+  const net = groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16));
+  return `addr:${net.join(":")}::/64`;
 }

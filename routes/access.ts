@@ -120,6 +120,8 @@ export function accessTable(app: OpenAPIHono<AppEnv>): AccessTable {
  */
 export function requestPath(url: string): string {
   const start = url.indexOf("/", url.indexOf(":") + 4);
+  // No path at all (`CONNECT host:port`): nothing any route serves.
+  if (start < 0) return "";
   let end = start;
   let plain = true;
   for (; end < url.length; end++) {

@@ -8,7 +8,7 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import { errorToProblem, problem, problemResponse } from "../lib/problem.ts";
 import { bodyLimits, BodyReader } from "../lib/http/body.ts";
 import { log } from "../lib/log.ts";
-import { Authenticator, loadTokens, RateLimiter } from "../lib/auth.ts";
+import { Authenticator, clientKey, loadTokens, RateLimiter } from "../lib/auth.ts";
 import {
   type Access,
   accessKey,
@@ -56,6 +56,25 @@ export interface AppDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The methods the routes answer (HEAD and OPTIONS by Hono's rules); any other is a 501. */
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+const otherMethod = httpDuration.series(["OTHER", "unmatched", "501"]);
+
+function notImplemented(req: Request, id: string, t0: number, logging: boolean): Response {
+  const method = req.method.slice(0, 32);
+  const res = problemResponse(
+    problem(501, `The method ${JSON.stringify(method)} is not implemented`, {
+      instance: splitUrl(req.url)[0].slice(0, 256),
+      request_id: id,
+    }),
+    { "x-request-id": id, allow: [...METHODS].join(", ") },
+  );
+  const ms = performance.now() - t0;
+  httpDuration.observeInto(otherMethod, ms / 1000);
+  if (logging) logRequest({ method, url: req.url }, null, 501, ms, id);
+  return res;
+}
+
 export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
 
@@ -78,6 +97,9 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     const t0 = performance.now();
     const given = req.headers.get("x-request-id");
     const id = given && REQUEST_ID.test(given) ? given : `${idPrefix}-${(++seq).toString(36)}`;
+    // Methods are case-sensitive tokens (RFC 9110 §9.1); only ours reach the router, and the
+    // metrics and the log are labelled by these few.
+    if (!METHODS.has(req.method)) return notImplemented(req, id, t0, logging);
     const r = resolver.resolve(req);
     const finish = (res: Response, idSet = false) => {
       if (!idSet && !res.headers.has("x-request-id")) res.headers.set("x-request-id", id);
@@ -114,12 +136,9 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
           const fast = fastFlags(text, id, r.route);
           if (fast) return fast.then((res) => finish(res, true));
         }
-        const read = new Request(req.url, {
-          method: req.method,
-          headers: req.headers,
-          body: text,
-          signal: req.signal,
-        });
+        // From the request itself: its URL and method stay exactly as they were resolved and
+        // authorized (a URL string would be parsed again: `\\` → `/`, `post` → `POST`).
+        const read = new Request(req, { body: text });
         const res = inner(read, { requestId: id, principal }, ctx);
         return res instanceof Promise ? res.then(finish) : finish(res);
       });
@@ -194,7 +213,7 @@ class Guard {
     const refuse = (status: number, detail: string, headers: Record<string, string> = {}) =>
       problemResponse(problem(status, detail, { instance: r.path, request_id: id }), headers);
     const addr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
-    const client = `addr:${addr?.hostname ?? "unknown"}`;
+    const client = clientKey(addr?.hostname ?? "unknown");
     let principal: string | null = null;
     let key = client;
     if (this.#auth.enabled) {
@@ -258,7 +277,7 @@ function notFoundOrNotAllowed(app: OpenAPIHono<AppEnv>, c: Context<AppEnv>): Res
 }
 
 function logRequest(
-  req: Request,
+  req: { method: string; url: string },
   route: string | null,
   status: number,
   ms: number,

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { embeddedSettings, startService } from "./_helpers.ts";
 import { type RawAnswer, rawRequest } from "./_http.ts";
-import { type Scope, SCOPES } from "../lib/auth.ts";
+import { clientKey, type Scope, SCOPES } from "../lib/auth.ts";
 
 const WRONG = "wrong-token-0123456789abcdef";
 const tokenOf = (s: Scope) => `tok-${s.replace(":", "-")}-0123456789abcdef`;
@@ -362,4 +362,78 @@ Deno.test("auth: failed authentications are limited per client address", async (
   const health = await get("/health", undefined, "10.0.0.1");
   assert.notEqual(health.status, 429);
   await health.body?.cancel();
+});
+
+Deno.test({
+  name:
+    "auth: a body request is handled as it was authorized: no backslash or lower-case method gets past a scope",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using svc = await startService(
+      embeddedSettings({ API_TOKENS: INLINE, AUTH_FAILURES_PER_MINUTE: "0" }),
+    );
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, svc.app.fetch);
+    try {
+      const port = server.addr.port;
+      const reader = { authorization: `Bearer ${tokenOf("config:read")}` };
+      const json = { ...reader, "content-type": "application/json" };
+      const body = JSON.stringify({ key: "pwn", value: 1, environment: "development" });
+      // `new Request(url)` turns `\` into `/` and `post` into `POST`: the handler must see
+      // the request the scopes were checked on.
+      for (const [method, target] of [["POST", "/api/v1\\config"], ["POST", "/api\\v1/config"]]) {
+        const a = await rawRequest(port, { method, target, headers: json, body });
+        assert.ok(a.status === 401 || a.status === 404, `${method} ${target}: ${a.status}`);
+      }
+      for (
+        const method of [
+          "post",
+          "pUt",
+          "get",
+          "Head",
+          "delete",
+          "CONNECT",
+          "TRACE",
+          "X".repeat(500),
+        ]
+      ) {
+        const a = await rawRequest(port, {
+          method,
+          target: "/api/v1/config",
+          headers: json,
+          body,
+        });
+        // Deno itself refuses CONNECT with a path (400) before the service sees it.
+        assert.equal(a.status, method === "CONNECT" ? 400 : 501, method.slice(0, 10));
+        if (a.status === 501) assert.match(a.headers["content-type"], /problem\+json/);
+      }
+      const list = await rawRequest(port, {
+        method: "GET",
+        target: "/api/v1/config?environment=development",
+        headers: reader,
+      });
+      assert.equal(list.status, 200);
+      assert.deepEqual(JSON.parse(list.body), []);
+      // Unknown methods share one metric series: they cannot grow /metrics.
+      const metrics = await rawRequest(port, {
+        method: "GET",
+        target: "/metrics",
+        headers: { authorization: `Bearer ${tokenOf("admin")}` },
+      });
+      assert.equal(metrics.body.includes("XXXXXXXX"), false);
+      assert.match(metrics.body, /method="OTHER",route="unmatched",status="501"/);
+    } finally {
+      await server.shutdown();
+    }
+  },
+});
+
+Deno.test("auth: clientKey() limits IPv6 clients by their /64", () => {
+  assert.equal(clientKey("192.0.2.7"), "addr:192.0.2.7");
+  assert.equal(clientKey("::ffff:192.0.2.7"), "addr:192.0.2.7");
+  assert.equal(clientKey("2001:db8:1:2:aaaa::1"), "addr:2001:db8:1:2::/64");
+  assert.equal(clientKey("2001:db8:1:2::ffff"), "addr:2001:db8:1:2::/64");
+  assert.equal(clientKey("[2001:db8::1]"), "addr:2001:db8:0:0::/64");
+  assert.equal(clientKey("fe80::1%eth0"), "addr:fe80:0:0:0::/64");
+  assert.equal(clientKey("::1"), "addr:0:0:0:0::/64");
 });
