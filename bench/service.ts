@@ -17,14 +17,15 @@ export const RUN_FLAGS = [
   Deno.env.get("BENCH_V8_FLAGS") ?? "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=10",
 ];
 
-/** Spawns `deno run -A <script>` and waits for the JSON line containing `marker`. */
+/** Spawns `deno run -A <script> [scriptArgs]` and waits for the JSON line containing `marker`. */
 export async function spawnChild(
   script: string,
   env: Record<string, string>,
   marker: string,
+  scriptArgs: string[] = [],
 ): Promise<Child> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...RUN_FLAGS, `${root}${script}`],
+    args: ["run", "-A", ...RUN_FLAGS, `${root}${script}`, ...scriptArgs],
     env,
     stdout: "piped",
     stderr: "inherit",

@@ -13,7 +13,6 @@
  * Every server first reads three whole 1 MB bodies, as a running service has: glibc then
  * serves later large buffers from its heap (touched when zeroed) instead of fresh mappings.
  */
-import { RUN_FLAGS } from "./service.ts";
 import { wrk, WRK_CPU } from "./wrk.ts";
 import {
   type BodyServer,
@@ -57,7 +56,7 @@ async function warm(server: BodyServer): Promise<void> {
 }
 
 async function slowBodies(c: Case): Promise<Record<string, string | number>> {
-  const server = await spawnBodyServer(c.mode, c.env, RUN_FLAGS);
+  const server = await spawnBodyServer(c.mode, c.env);
   try {
     await warm(server);
     const before = rssMiB(server.pid);
@@ -112,7 +111,7 @@ wrk.body = ${
 `;
 
 async function hotPath(mode: "text" | "reader", script: string) {
-  const server = await spawnBodyServer(mode, {}, RUN_FLAGS);
+  const server = await spawnBodyServer(mode, {});
   try {
     await wrk(`${server.url}/p`, { durationS: 2, connections: 32, threads: 1, script });
     const cpu0 = cpuSeconds(server.pid);

@@ -4,6 +4,7 @@
  * fixture server (tests/fixtures/body_server.ts) in a child process whose RSS can be read.
  * Works against any server: pass the port of one that serves buildApp() as well.
  */
+import { spawnChild } from "../bench/service.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -217,47 +218,14 @@ export interface BodyServer {
 }
 
 /**
- * Starts tests/fixtures/body_server.ts: `reader` reads bodies with a BodyReader, `text` with
- * `req.text()`. `env`: BODY_MAX_BYTES, BODY_IDLE_MS, BODY_BUDGET_BYTES.
+ * Starts tests/fixtures/body_server.ts with the runtime flags of `deno task start`: `reader`
+ * reads bodies with a BodyReader, `text` with `req.text()`. `env`: BODY_MAX_BYTES,
+ * BODY_IDLE_MS, BODY_BUDGET_BYTES.
  */
 export async function spawnBodyServer(
   mode: "reader" | "text",
   env: Record<string, string> = {},
-  v8Flags: string[] = [],
 ): Promise<BodyServer> {
-  const script = new URL("./fixtures/body_server.ts", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...v8Flags, script, mode],
-    env,
-    stdout: "piped",
-    stderr: "null",
-    stdin: "null",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  while (!buf.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) {
-      await child.status;
-      throw new Error("body_server.ts exited before listening");
-    }
-    buf += value;
-  }
-  const port = JSON.parse(buf.split("\n")[0]).port as number;
-  // Keep draining stdout so the child never blocks on a full pipe.
-  const drained = (async () => {
-    while (!(await lines.read()).done) { /* discard */ }
-  })();
-  return {
-    pid: child.pid,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await drained;
-    },
-  };
+  const c = await spawnChild("tests/fixtures/body_server.ts", env, '"port"', [mode]);
+  return { pid: c.child.pid, port: c.port, url: c.url, stop: c.stop };
 }
