@@ -169,3 +169,71 @@ export function inexactNumberErrors(text: string, limit = 20): FieldError[] {
     };
   });
 }
+
+/**
+ * The members of JSON `text` whose name repeats an earlier one of the same object, by path
+ * (`value.a`): `JSON.parse` keeps the last and drops the rest without a word. At most
+ * `limit`. Text that is not JSON gives whatever was seen before the error.
+ */
+export function duplicateKeys(text: string, limit = 20): FieldError[] {
+  const out: FieldError[] = [];
+  // One frame per open object or array: the names seen (objects), its own name in its parent
+  // (built into a path only for what is reported: a copy per frame grew as depth squared).
+  interface Frame {
+    names: Set<string> | null;
+    seg: string;
+    parent: Frame | null;
+    index: number;
+    depth: number;
+  }
+  const pathOf = (f: Frame | null, name: string): string => {
+    const segs = [name];
+    for (let x = f; x !== null && x.parent !== null; x = x.parent) segs.unshift(x.seg);
+    return segs.join(".");
+  };
+  let top = null as Frame | null;
+  let pendingName = "";
+  let i = 0;
+  while (i < text.length && out.length < limit) {
+    const ch = text[i];
+    if (ch === '"') {
+      const start = i++;
+      while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+      i++;
+      let j = i;
+      while (" \n\r\t".includes(text[j] ?? "x")) j++;
+      // A string in an object, followed by ':', is a member name.
+      if (top?.names && text[j] === ":") {
+        let name: string;
+        try {
+          name = JSON.parse(text.slice(start, i));
+        } catch {
+          return out;
+        }
+        if (top.names.has(name)) {
+          out.push({
+            field: pathOf(top, name),
+            in: "body",
+            message: "repeats a member name of the same object; only one can be stored",
+          });
+        }
+        top.names.add(name);
+        pendingName = name;
+      }
+      continue;
+    }
+    if (ch === "{" || ch === "[") {
+      const depth: number = (top?.depth ?? 0) + 1;
+      // Deeper than any value may nest: refused for its depth, whatever its names.
+      if (depth > MAX_JSON_DEPTH + 1) return out;
+      const seg: string = top === null ? "" : top.names ? pendingName : String(top.index);
+      top = { names: ch === "{" ? new Set() : null, seg, parent: top, index: 0, depth };
+    } else if (ch === "}" || ch === "]") {
+      top = top?.parent ?? null;
+    } else if (ch === "," && top && !top.names) {
+      top.index++;
+    }
+    i++;
+  }
+  return out;
+}

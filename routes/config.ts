@@ -5,7 +5,7 @@
 import { requires, revealRequested } from "./access.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { exactNumbers, fieldErrors, newRouter } from "./router.ts";
+import { exactJson, fieldErrors, newRouter } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import type { ConfigClient } from "../actors/config_client.ts";
 import type { GetReply } from "../actors/config_protocol.ts";
@@ -115,8 +115,8 @@ export function configRoutes(deps: ConfigDeps) {
   const r = newRouter();
   // By method and path, before their routes: GET /api/v1/config/{key} stays one synchronous
   // handler, and no other route pays for the check.
-  r.on("POST", "/api/v1/config", exactNumbers);
-  r.on("PUT", "/api/v1/config/:key", exactNumbers);
+  r.on("POST", "/api/v1/config", exactJson);
+  r.on("PUT", "/api/v1/config/:key", exactJson);
   for (const add of [watch, bulk, list, create, getEntry, update, remove, history, rollback]) {
     add(r, x);
   }

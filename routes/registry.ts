@@ -4,7 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requires } from "./access.ts";
-import { exactNumbers, newRouter } from "./router.ts";
+import { exactJson, newRouter } from "./router.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
 import type { Settings } from "../lib/settings.ts";
@@ -41,7 +41,7 @@ const ServiceView = z.object({
 export function registryRoutes(deps: RegistryDeps) {
   const r = newRouter();
   // Metadata numbers are stored as strings: one that would not read back is refused first.
-  r.on("POST", "/api/v1/registry/register", exactNumbers);
+  r.on("POST", "/api/v1/registry/register", exactJson);
   if (!deps.settings.SERVICE_REGISTRY_ENABLED) {
     r.use("/api/v1/registry/*", () => {
       throw new BackendUnavailableError(

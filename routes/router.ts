@@ -6,7 +6,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { ZodError } from "zod";
 import type { MiddlewareHandler } from "hono";
 import { type FieldError, issueMessage, ValidationError } from "../lib/errors.ts";
-import { inexactNumberErrors } from "../lib/json.ts";
+import { duplicateKeys, inexactNumberErrors } from "../lib/json.ts";
 import { requestPath } from "./access.ts";
 
 /** Hono's name for a validation target → where the field is, in problem documents. */
@@ -59,19 +59,36 @@ export function splitUrl(url: string): [path: string, search: string] {
 }
 
 /**
- * Middleware for routes that store what a JSON body says: a number that would not read back
- * as written (`1e400` stored as null, `12345678901234567890` as 12345678901234567000) is a
- * 400 naming its path, checked on the text before the validator, which then parses it again
- * from Hono's body cache (HonoRequest.json() always re-parses the cached text). Text that is
- * not JSON is left to the validator: the same 400 as without this check. Mount it by method
- * and path (`r.on("POST", path, exactNumbers)`), so no other route pays for it.
+ * Middleware for routes that store what a JSON body says, so nothing is changed on the way
+ * without a word: a number that would not read back as written (`1e400` stored as null,
+ * `12345678901234567890` as 12345678901234567000) or a member name repeated in one object
+ * (`JSON.parse` keeps the last) is a 400 naming its path. Checked on the text before the
+ * validator, which then parses it again from Hono's body cache (HonoRequest.json() always
+ * re-parses the cached text). Text that is not JSON is left to the validator: the same 400
+ * as without this check. Mount it by method and path (`r.on("POST", path, exactJson)`), so
+ * no other route pays for it.
  */
-export const exactNumbers: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const exactJson: MiddlewareHandler<AppEnv> = async (c, next) => {
   // The media types Hono's json validator parses; for others it validates `{}`.
   const type = c.req.header("content-type")?.split(";")[0].trim() ?? "";
   if (/^application\/([\w.-]+\+)?json$/i.test(type)) {
-    const errors = inexactNumberErrors(await c.req.text());
+    const text = await c.req.text();
+    const errors = inexactNumberErrors(text);
+    if (errors.length === 0) {
+      const repeated = duplicateKeys(text);
+      // The scan does not validate: only a body that parses has names to repeat.
+      if (repeated.length > 0 && parses(text)) errors.push(...repeated);
+    }
     if (errors.length > 0) throw new ValidationError(errors);
   }
   await next();
 };
+
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

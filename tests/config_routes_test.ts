@@ -1452,3 +1452,17 @@ Deno.test("a missing environment is a 400 saying it is required", async () => {
     );
   }
 });
+
+Deno.test("a write body that repeats a member name is a 400 naming it, not the last one stored", async () => {
+  await using svc = await startService(embeddedSettings());
+  const res = await svc.app.request("/api/v1/config", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: '{"key":"dup","environment":"development","value":{"a":12345,"a":1}}',
+  });
+  assert.equal(res.status, 400);
+  assert.deepEqual((await res.json()).errors.map((e: { field: string }) => e.field), ["value.a"]);
+  const get = await svc.app.request("/api/v1/config/dup?environment=development");
+  assert.equal(get.status, 404);
+  await get.body?.cancel();
+});

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   deepFields,
+  duplicateKeys,
   inexactNumberErrors,
   inexactNumbers,
   MAX_JSON_DEPTH,
@@ -139,4 +140,13 @@ Deno.test("deepFields() names fields deeper than the limit; a non-object body is
   assert.deepEqual(deepFields(at(MAX_JSON_DEPTH + 1)).map((e) => e.field), ["body"]);
   assert.deepEqual(deepFields("x"), []);
   assert.equal(nestedDeeperThan(at(200_000)), true);
+});
+
+Deno.test("duplicateKeys() names a member repeated in one object, by path", () => {
+  const fields = (t: string) => duplicateKeys(t).map((e) => e.field);
+  assert.deepEqual(fields('{"value":{"a":12,"a":1}}'), ["value.a"]);
+  assert.deepEqual(fields('{"value":[{"x":1},{"x":2 , "x" :3}]}'), ["value.1.x"]);
+  assert.deepEqual(fields('{"a":"\\"a\\":","a":1}'), ["a"]);
+  assert.deepEqual(fields('{"value":{"a":{"b":1},"b":2},"a":[1,{"a":1}]}'), []);
+  assert.deepEqual(fields('{"k":1,"k":2,"k":3}'), ["k", "k"]);
 });
