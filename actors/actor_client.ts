@@ -3,6 +3,10 @@
  *
  * - Calls get ids and a pending-reply entry with a deadline; an expired call rejects with
  *   {@link ActorTimeoutError} (→ 504).
+ * - Starting is bounded from the moment the worker's module has loaded (its first message):
+ *   loading is Deno's work (type-checking each worker's module graph under `deno test`, a cold
+ *   cache), not the actor's, and takes what it takes; a module that fails to load fails the
+ *   start at once.
  * - Calls issued in the same event-loop turn are sent as one `postMessage`: the hop is the
  *   main cost of a cached read.
  * - A worker that dies (uncaught error) is logged and restarted with backoff; its in-flight
@@ -17,8 +21,8 @@ import { setImmediate } from "node:timers";
 import {
   ActorTimeoutError,
   BackendUnavailableError,
+  CallCancelledError,
   deserializeError,
-  DomainError,
   serializeError,
 } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
@@ -60,20 +64,12 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/**
- * The caller of an actor call went away before the answer (its signal aborted). Mapped to
- * 499, nginx's "client closed request", which no client reads; not an actor failure, and
- * not logged as an error.
- */
-export class CallCancelledError extends DomainError {
-  override readonly name = "CallCancelledError";
-  override readonly status = 499;
-  override readonly title = "Client Closed Request";
-  readonly actor: string;
-  constructor(actor: string, type: string) {
-    super(`Call ${type} to actor ${actor} cancelled: its caller went away`);
-    this.actor = actor;
-  }
+/** A {@link ActorClient.start} waiting for the worker. */
+interface ReadyWaiter {
+  /** The module has loaded: the start timeout begins (only the first time). */
+  loaded(): void;
+  ready(): void;
+  failed(reason: string): void;
 }
 
 interface Pending {
@@ -97,7 +93,9 @@ export class ActorClient<M extends CallMap> {
   #timeoutMs: number;
   #worker: Worker | null = null;
   #ready = false;
-  #readyWaiters: (() => void)[] = [];
+  /** Whether the current worker's module has loaded (it posted `loaded`). */
+  #loaded = false;
+  #readyWaiters: ReadyWaiter[] = [];
   #stopping = false;
   #nextId = 1;
   #pending = new Map<number, Pending>();
@@ -118,7 +116,11 @@ export class ActorClient<M extends CallMap> {
   readonly #okSeries: HistogramSeries;
   #errorSeries: HistogramSeries | undefined;
   #backends: BackendStatus[] = [];
+  /** Date.now() when the current worker was spawned. */
   #startedAt = 0;
+  /** performance.now() when the current worker was spawned and when its module loaded. */
+  #spawnedAt = 0;
+  #loadedAt = 0;
 
   constructor(opts: ActorClientOptions) {
     this.name = opts.name;
@@ -137,6 +139,11 @@ export class ActorClient<M extends CallMap> {
     return this.#ready;
   }
 
+  /** Whether {@link stop} was called: no call is accepted any more. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
   /** Calls posted and not yet answered, plus calls queued. */
   get queueDepth(): number {
     return this.#pending.size;
@@ -148,13 +155,22 @@ export class ActorClient<M extends CallMap> {
   }
 
   /**
-   * Starts the worker and resolves when it has initialised (module loading included, hence
-   * its own timeout, independent of the per-call one).
-   * @throws {BackendUnavailableError} when the worker's init fails or does not finish in time.
+   * Starts the worker and resolves when it has initialised. `timeoutMs` bounds the actor's
+   * `init` and counts from when the worker's module has loaded, not from the spawn: loading
+   * and type-checking a module graph is the runtime's work and, on a cold cache or a busy
+   * machine, can take longer than any init budget. On failure the client is stopped.
+   * @throws {BackendUnavailableError} when the module fails to load, or the worker's init
+   *   fails or does not finish within `timeoutMs` of the module loading.
    */
   async start(timeoutMs = 30_000): Promise<void> {
     this.#spawn();
-    await this.#waitReady(timeoutMs);
+    try {
+      await this.#waitReady(timeoutMs);
+    } catch (err) {
+      // Nobody will call a client whose start failed: no restart loop behind its back.
+      await this.stop(0);
+      throw err;
+    }
   }
 
   /** Called each time a worker (re)starts; state derived from the old one is void. */
@@ -165,7 +181,9 @@ export class ActorClient<M extends CallMap> {
     const worker = new Worker(this.#opts.url, { type: "module", name: this.name });
     this.#worker = worker;
     this.#ready = false;
+    this.#loaded = false;
     this.#startedAt = Date.now();
+    this.#spawnedAt = performance.now();
     worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(worker, e.data);
     worker.onerror = (e: ErrorEvent) => {
       // Without preventDefault an uncaught worker error would terminate the whole process.
@@ -173,27 +191,38 @@ export class ActorClient<M extends CallMap> {
       this.#onCrash(worker, e.message || String(e.error));
     };
     worker.onmessageerror = () => this.#onCrash(worker, "message could not be deserialized");
-    this.#post(worker, {
-      kind: "init",
-      actor: this.name,
-      settings: this.#opts.settings,
-      options: this.#opts.options ?? {},
-    });
+    // `init` waits for `loaded`: a message that reaches a worker whose module is still
+    // loading (awaiting at its top level) finds no handler and is lost.
   }
 
   #waitReady(timeoutMs: number): Promise<void> {
     if (this.#ready) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        const i = this.#readyWaiters.indexOf(done);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const fail = (reason: string) => {
+        clearTimeout(timer);
+        const i = this.#readyWaiters.indexOf(waiter);
         if (i >= 0) this.#readyWaiters.splice(i, 1);
-        reject(new BackendUnavailableError(this.name, `Actor ${this.name} did not start`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(t);
-        resolve();
+        reject(
+          new BackendUnavailableError(this.name, `Actor ${this.name} did not start: ${reason}`),
+        );
       };
-      this.#readyWaiters.push(done);
+      const waiter: ReadyWaiter = {
+        loaded: () => {
+          // A worker restarted after a failed init loads again: the budget keeps running.
+          timer ??= setTimeout(
+            () => fail(`init did not finish within ${timeoutMs} ms of its module loading`),
+            timeoutMs,
+          );
+        },
+        ready: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        failed: fail,
+      };
+      this.#readyWaiters.push(waiter);
+      if (this.#loaded) waiter.loaded();
     });
   }
 
@@ -217,11 +246,29 @@ export class ActorClient<M extends CallMap> {
         }
         // The sweeper stops itself once it finds nothing pending: no timer churn per batch.
         return;
-      case "ready":
+      case "loaded":
+        this.#loaded = true;
+        this.#loadedAt = performance.now();
+        this.#post(worker, {
+          kind: "init",
+          actor: this.name,
+          settings: this.#opts.settings,
+          options: this.#opts.options ?? {},
+        });
+        for (const w of this.#readyWaiters) w.loaded();
+        return;
+      case "ready": {
         this.#ready = true;
-        for (const w of this.#readyWaiters.splice(0)) w();
+        const now = performance.now();
+        log.debug("actor started", {
+          actor: this.name,
+          load_ms: Math.round(this.#loadedAt - this.#spawnedAt),
+          init_ms: Math.round(now - this.#loadedAt),
+        });
+        for (const w of this.#readyWaiters.splice(0)) w.ready();
         if (this.#queue.length > 0) this.#scheduleFlush();
         return;
+      }
       case "init_failed":
         this.#onCrash(worker, `init failed: ${m.error.message}`);
         return;
@@ -256,6 +303,12 @@ export class ActorClient<M extends CallMap> {
     // The new worker never saw the calls these ids name.
     this.#cancels = [];
     if (this.#stopping) return;
+    if (!this.#loaded && this.#readyWaiters.length > 0) {
+      // A module that did not load will not load on a retry either (a syntax or type error, a
+      // missing import, a throw at its top level): start() fails now, naming why, and stops.
+      for (const w of [...this.#readyWaiters]) w.failed(`its module did not load: ${reason}`);
+      return;
+    }
     // Reset the backoff when the previous incarnation had been stable for a while.
     if (Date.now() - this.#startedAt > 30_000) this.#restartDelay = 100;
     log.error("actor crashed; restarting", {
@@ -443,6 +496,7 @@ export class ActorClient<M extends CallMap> {
     }
     this.#worker = null;
     this.#ready = false;
+    for (const w of [...this.#readyWaiters]) w.failed("it was stopped while starting");
     const err = new BackendUnavailableError(this.name, `Actor ${this.name} stopped`);
     for (const p of this.#pending.values()) {
       p.detach?.();

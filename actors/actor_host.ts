@@ -325,4 +325,8 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
       }
     }
   };
+  // Reaching this line means the worker's module graph has loaded: fetched, type-checked when
+  // the runtime checks (deno test does, per worker), its imports evaluated. The client's
+  // start timeout runs from here.
+  scope.postMessage({ kind: "loaded" });
 }

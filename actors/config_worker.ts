@@ -530,6 +530,12 @@ async function relay(ctx: Ctx): Promise<void> {
     }
     relayDelay = 200;
   } catch (err) {
+    // Stopping disconnects the producer under a round in flight: the changes stay in the
+    // outbox for the next start, and shutting down is not a failure.
+    if (ctx.signal.aborted) {
+      log.debug("config outbox relay stopped", { error: String(err) });
+      return;
+    }
     log.warn("config outbox relay failed; retrying", {
       error: err instanceof Error ? err.message : String(err),
       retry_in_ms: relayDelay,
@@ -596,7 +602,7 @@ serveActor<ConfigCalls>({
       producer = createProducer(kafka);
     } else fixed.push(disabledStatus("events", "none"));
     monitor = new BackendMonitor(probes, fixed);
-    ctx.after(0, { type: "probe" });
+    monitor.start(ctx);
     ctx.after(PRUNE_MS, { type: "prune" });
     await openStore(ctx);
   },

@@ -636,7 +636,7 @@ serveActor<FlagCalls>({
       ctx.after(s.UNLEASH_METRICS_INTERVAL * 1000, { type: "report" });
     }
     ctx.after(0, { type: "relay" });
-    ctx.after(0, { type: "probe" });
+    monitor.start(ctx);
   },
   handle(msg, ctx) {
     switch (msg.type) {

@@ -48,7 +48,9 @@ async function check(key: string, ctx: Ctx): Promise<void> {
       reason: err instanceof Error ? err.message : String(err),
     };
   }
-  if (!targets.has(key)) return;
+  // A check cut short by the actor stopping says nothing about the instance: the service is
+  // shutting down, and the registry (stopping too) must not record it as unhealthy.
+  if (!targets.has(key) || ctx.signal.aborted) return;
   last.set(key, outcome);
   ctx.emit({ type: "health_results", results: [outcome] });
 }

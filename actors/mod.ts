@@ -19,9 +19,24 @@ export type Actors = {
   flags: FlagClient;
 };
 
+/**
+ * Starts the four actors with their events wired.
+ * @throws {BackendUnavailableError} when an actor does not start; the others are stopped.
+ */
 export async function startActors(settings: Settings, hub: WatchHub): Promise<Actors> {
-  const warn = (what: string) => (err: unknown) =>
-    log.warn(what, { error: err instanceof Error ? err.message : String(err) });
+  /**
+   * Sends what one actor's event asks of another. An actor that is stopping refuses calls:
+   * that is the service shutting down, not a failure, so nothing is sent to it, and a refusal
+   * met on the way (it began stopping meanwhile) is logged at debug, not as a warning.
+   */
+  const forward = (to: { stopping: boolean }, what: string, send: () => Promise<unknown>) => {
+    if (to.stopping) return;
+    send().catch((err) => {
+      const fields = { error: err instanceof Error ? err.message : String(err) };
+      if (to.stopping) log.debug(what, fields);
+      else log.warn(what, fields);
+    });
+  };
   const config = new ConfigClient({
     settings,
     onEvent: (e) => {
@@ -31,13 +46,14 @@ export async function startActors(settings: Settings, hub: WatchHub): Promise<Ac
   const registry = new RegistryClient({
     settings,
     onEvent: (e) => {
+      const to = actors.health;
       if (e.type === "leadership") {
-        actors.health.setActive({ active: e.leader }).catch(warn("health leadership"));
+        forward(to, "health leadership", () => to.setActive({ active: e.leader }));
         return;
       }
       if (e.type !== "registry_changed") return;
-      if (e.added.length) actors.health.track({ targets: e.added }).catch(warn("health track"));
-      if (e.removed.length) actors.health.untrack({ keys: e.removed }).catch(warn("untrack"));
+      if (e.added.length) forward(to, "health track", () => to.track({ targets: e.added }));
+      if (e.removed.length) forward(to, "untrack", () => to.untrack({ keys: e.removed }));
     },
   });
   const health = new HealthClient({
@@ -47,21 +63,28 @@ export async function startActors(settings: Settings, hub: WatchHub): Promise<Ac
       for (const r of e.results) {
         healthChecks.inc([r.healthy ? "healthy" : "unhealthy"]);
         const [service, id] = r.key.split("/");
-        actors.registry.healthResult({
-          service,
-          id,
-          healthy: r.healthy,
-          checked_at: r.checked_at,
-          reason: r.reason,
-        }).catch(warn("health result"));
+        forward(actors.registry, "health result", () =>
+          actors.registry.healthResult({
+            service,
+            id,
+            healthy: r.healthy,
+            checked_at: r.checked_at,
+            reason: r.reason,
+          }));
       }
     },
   });
   // The event handlers above run only after start(), when `actors` is set.
   const actors: Actors = { config, registry, health, flags: new FlagClient({ settings }) };
-  // The HealthActor first: the registry announces restored instances as soon as it starts.
-  await health.start();
-  await Promise.all([config.start(), registry.start(), actors.flags.start()]);
-  hub.lastSeq = await config.index();
+  try {
+    // The HealthActor first: the registry announces restored instances as soon as it starts.
+    await health.start();
+    await Promise.all([config.start(), registry.start(), actors.flags.start()]);
+    hub.lastSeq = await config.index();
+  } catch (err) {
+    // No worker outlives a failed start.
+    await Promise.all(Object.values(actors).map((a) => a.stop(0)));
+    throw err;
+  }
   return actors;
 }

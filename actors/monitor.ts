@@ -16,18 +16,31 @@ export class BackendMonitor {
   #last: BackendStatus[] = [];
 
   /**
-   * @param probes backends to probe
+   * @param probes backends to probe; each is `unknown` until its first probe completes
    * @param fixed states that never change (disabled or in-process backends)
    */
   constructor(probes: BackendProbe[], fixed: BackendStatus[] = []) {
     this.#probes = probes;
     this.#fixed = fixed;
-    this.#last = [...fixed];
+    this.#last = [
+      ...fixed,
+      ...probes.map((p): BackendStatus => ({ name: p.name, kind: p.kind, status: "unknown" })),
+    ];
   }
 
   /** The last reported states. */
   get last(): BackendStatus[] {
     return this.#last;
+  }
+
+  /**
+   * Reports the states known before any probe (probed backends `unknown`: not yet a failure)
+   * and schedules the first probe. Call from the actor's `init`, so the main thread has a
+   * state for every backend once the actor is ready.
+   */
+  start<M extends CommonCalls>(ctx: ActorContext<M>): void {
+    ctx.emit({ type: "backend_status", backends: this.#last });
+    ctx.after(0, { type: "probe" } as never);
   }
 
   /** Probes now and reports to the main thread. */

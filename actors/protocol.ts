@@ -35,6 +35,11 @@ export type ToWorker =
 
 /** Worker → main thread. */
 export type FromWorker =
+  /**
+   * The worker's module has loaded (first message, from its top level): the client's start
+   * timeout counts from here, so module loading and type-checking do not eat it.
+   */
+  | { kind: "loaded" }
   | { kind: "ready" }
   | { kind: "init_failed"; error: SerializedError }
   | { kind: "replies"; replies: Reply[] }
@@ -45,9 +50,10 @@ export type FromWorker =
 export interface BackendStatus {
   /** Concern: storage, cache, registry, events, flags. */
   name: string;
-  /** Implementation: sqlite, postgres, redis, memory, zookeeper, embedded, kafka, none, unleash, file. */
+  /** Implementation: sqlite, postgres, redis, zookeeper, embedded, kafka, unleash, file, none. */
   kind: string;
-  status: "up" | "down" | "disabled";
+  /** `unknown`: its first probe has not completed yet (the actor is starting); not a failure. */
+  status: "up" | "down" | "disabled" | "unknown";
   /** Round trip of the last probe, in milliseconds. */
   latency_ms?: number;
   /** Why it is down (never contains credentials). */

@@ -330,7 +330,7 @@ serveActor<RegistryCalls>({
     }
     const restored = allInstances();
     if (restored.length > 0) announce(ctx, restored, []);
-    ctx.after(0, { type: "probe" });
+    monitor.start(ctx);
     ctx.after(SWEEP_MS, { type: "sweep" });
   },
   async handle(msg, ctx) {

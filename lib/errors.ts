@@ -70,6 +70,22 @@ export class ForbiddenError extends DomainError {
   override readonly title = "Forbidden";
 }
 
+/**
+ * The caller of an actor call went away before the answer (its signal aborted). Mapped to
+ * 499, nginx's "client closed request", which no client reads; not an actor failure, and
+ * not logged as an error.
+ */
+export class CallCancelledError extends DomainError {
+  override readonly name = "CallCancelledError";
+  override readonly status = 499;
+  override readonly title = "Client Closed Request";
+  readonly actor: string;
+  constructor(actor: string, type: string) {
+    super(`Call ${type} to actor ${actor} cancelled: its caller went away`);
+    this.actor = actor;
+  }
+}
+
 /** A backend (database, ZooKeeper, …) or a whole actor cannot serve right now. */
 export class BackendUnavailableError extends DomainError {
   override readonly name = "BackendUnavailableError";

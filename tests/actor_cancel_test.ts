@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ActorClient, CallCancelledError } from "../actors/actor_client.ts";
+import { ActorClient } from "../actors/actor_client.ts";
+import { CallCancelledError } from "../lib/errors.ts";
 import { ActorTimeoutError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { actorCallDuration } from "../lib/metrics.ts";

@@ -4,6 +4,7 @@ import { ActorTimeoutError, BackendUnavailableError, NotFoundError } from "../li
 import { log } from "../lib/log.ts";
 import { loadSettings } from "../lib/settings.ts";
 import type { EchoCalls } from "./fixtures/echo_protocol.ts";
+import type { SlowLoadCalls, SlowLoadOptions } from "./fixtures/slow_load_protocol.ts";
 
 const settings = loadSettings({});
 log.setLevel("error");
@@ -81,4 +82,49 @@ Deno.test("ActorClient.ping() shares round trips between concurrent callers, eac
   // A ping made after a round trip completed starts a new one.
   await a.ping();
   assert.equal(await a.call({ type: "count" }), after + 2);
+});
+
+/** The slow-loading fixture (its module takes 1.5 s to load) under `fixture`'s module. */
+function slowLoadActor(fixture: string, options: SlowLoadOptions = {}) {
+  return new ActorClient<SlowLoadCalls>({
+    name: "slow-load",
+    url: new URL(`./fixtures/${fixture}`, import.meta.url),
+    settings,
+    options: { ...options },
+  });
+}
+
+Deno.test("ActorClient.start() counts its timeout from the module loaded, not from the spawn", async () => {
+  // Loading stands for what deno test does before a worker's first line: type-check its
+  // module graph, which on a cold DENO_DIR and a busy machine took longer than 30 s.
+  await using a = slowLoadActor("slow_load_worker.ts");
+  const t0 = Date.now();
+  await a.start(500);
+  assert.ok(Date.now() - t0 >= 1_400, "start() waited for the module to load");
+  assert.deepEqual(await a.call({ type: "ping" }), { actor: "slow-load", ok: true });
+});
+
+Deno.test("ActorClient.start() still bounds the actor's init once its module has loaded", async () => {
+  const a = slowLoadActor("slow_load_worker.ts", { initMs: -1 });
+  const t0 = Date.now();
+  await assert.rejects(a.start(300), (e) => {
+    assert.ok(e instanceof BackendUnavailableError);
+    assert.match(e.message, /^Actor slow-load did not start: init did not finish within 300 ms/);
+    return true;
+  });
+  assert.ok(Date.now() - t0 >= 1_700, "the 300 ms ran after the 1.5 s of loading");
+  assert.ok(a.stopping, "a client whose start failed is stopped");
+  await assert.rejects(a.call({ type: "ping" }), BackendUnavailableError);
+});
+
+Deno.test("ActorClient.start() fails at once, naming the error, when the module does not load", async () => {
+  const a = slowLoadActor("broken_worker.ts");
+  const t0 = Date.now();
+  await assert.rejects(a.start(20_000), (e) => {
+    assert.ok(e instanceof BackendUnavailableError);
+    assert.match(e.message, /did not start: its module did not load: .*this module cannot load/);
+    return true;
+  });
+  assert.ok(Date.now() - t0 < 10_000, "not after the start timeout");
+  assert.equal(a.restarts, 0, "no restart loop");
 });
