@@ -237,11 +237,15 @@ export function loadSettings(env: Record<string, string | undefined>): Settings 
   return r.data;
 }
 
-/** Which backend implementation each concern uses, derived from the settings. */
+/**
+ * Which backend implementation each concern uses, derived from the settings: the `kind`s
+ * `/health` reports under `backends`. `cache` is the shared cache, Redis or `none` (the
+ * ConfigActor's in-process cache is there either way and is not a backend).
+ */
 export function backendKinds(s: Settings) {
   return {
     storage: s.DATABASE_URL ? "postgres" : "sqlite",
-    cache: s.REDIS_HOST ? "redis" : "memory",
+    cache: s.REDIS_HOST ? "redis" : "none",
     registry: s.ZOOKEEPER_HOSTS ? "zookeeper" : "embedded",
     events: s.KAFKA_BOOTSTRAP_SERVERS ? "kafka" : "none",
     flags: s.UNLEASH_URL ? "unleash" : "file",

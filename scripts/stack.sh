@@ -15,10 +15,12 @@
 # kafka 19092 (KRaft controller 19093), unleash 14242.
 #
 # State lives in <repo>/.stack/ (gitignored): one directory per service with its
-# config, data, pid file and *.log. PostgreSQL must run as the `postgres` user,
-# which may not be able to enter the repo (e.g. under /root), so when run as root
-# its directory lives in /var/tmp/config-service-stack-<hash of repo path>/postgres
-# and .stack/postgres is a symlink to it.
+# config, data, pid file and *.log, plus encryption.key, the development
+# CONFIG_ENCRYPTION_KEY that `env` exports (generated on first use). PostgreSQL
+# must run as the `postgres` user, which may not be able to enter the repo (e.g.
+# under /root), so when run as root its directory lives in
+# /var/tmp/config-service-stack-<hash of repo path>/postgres and .stack/postgres
+# is a symlink to it.
 #
 # Downloads (Kafka jars from Maven Central, Node 22 and unleash-server from npm)
 # are cached in ${STACK_CACHE:-/var/cache/config-service-stack} (shared by all
@@ -90,6 +92,7 @@ ZK_DIR="$STACK_DIR/zookeeper"
 KAFKA_DIR="$STACK_DIR/kafka"
 UNLEASH_DIR="$STACK_DIR/unleash"
 INSTALL_LOG="$STACK_DIR/install.log"
+ENCRYPTION_KEY_FILE="$STACK_DIR/encryption.key"
 
 export DEBIAN_FRONTEND=noninteractive
 export HOME="${HOME:-/root}"
@@ -913,8 +916,23 @@ cmd_status() {
   return "$rc"
 }
 
+# The stack's CONFIG_ENCRYPTION_KEY: 32 random bytes, base64, generated once into
+# $ENCRYPTION_KEY_FILE (mode 0600) and read from there afterwards, so that secret entries
+# written to the stack's PostgreSQL stay readable across runs.
+encryption_key() {
+  if [[ ! -s "$ENCRYPTION_KEY_FILE" ]]; then
+    mkdir -p "$STACK_DIR"
+    (umask 077 && head -c 32 /dev/urandom | base64 -w0 >"$ENCRYPTION_KEY_FILE.tmp") \
+      && mv "$ENCRYPTION_KEY_FILE.tmp" "$ENCRYPTION_KEY_FILE"
+  fi
+  tr -d '\n' <"$ENCRYPTION_KEY_FILE"
+}
+
 cmd_env() {
-  local kv
+  local kv key
+  key="$(encryption_key)"
+  echo "# CONFIG_ENCRYPTION_KEY is a development key for this stack only ($ENCRYPTION_KEY_FILE)."
+  echo "# Never use it in production: generate one there with 'openssl rand -base64 32'."
   for kv in \
     "DATABASE_URL=postgres://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/config_test" \
     "TEST_DATABASE_URL=postgres://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/config_test" \
@@ -927,6 +945,7 @@ cmd_env() {
     "UNLEASH_API_TOKEN=$UNLEASH_ADMIN_TOKEN" \
     "UNLEASH_CLIENT_TOKENS=$(join_tokens UNLEASH_BACKEND_TOKENS prefix)" \
     "UNLEASH_FRONTEND_TOKENS=$(join_tokens UNLEASH_FRONTEND_TOKENS prefix)" \
+    "CONFIG_ENCRYPTION_KEY=$key" \
     "STACK_SCRIPT=$SCRIPT_PATH"; do
     printf 'export %s=%s\n' "${kv%%=*}" "$(sh_quote "${kv#*=}")"
   done
@@ -935,7 +954,9 @@ cmd_env() {
 cmd_clean() {
   cmd_down
   log "deleting service data under $STACK_DIR (download cache kept)"
-  rm -rf "$REDIS_DIR" "$ZK_DIR" "$KAFKA_DIR" "$UNLEASH_DIR" "$PG_HOME" "$INSTALL_LOG"
+  # The encryption key goes with the database whose secret entries it encrypted.
+  rm -rf "$REDIS_DIR" "$ZK_DIR" "$KAFKA_DIR" "$UNLEASH_DIR" "$PG_HOME" "$INSTALL_LOG" \
+    "$ENCRYPTION_KEY_FILE"
   if (( IS_ROOT )); then rmdir "$(dirname "$PG_HOME")" 2>/dev/null || true; fi
   if [[ -L "$STACK_DIR/postgres" ]]; then rm -f "$STACK_DIR/postgres"; fi
   return 0

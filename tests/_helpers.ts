@@ -21,16 +21,47 @@ export const BACKEND_VARS = [
   "UNLEASH_URL",
 ];
 
+/** Temporary files and directories this test module made, removed when it ends. */
+const temporary: string[] = [];
+// `unload` fires once per test module, after its last test, whether the tests passed or not.
+globalThis.addEventListener("unload", () => {
+  for (const path of temporary.splice(0)) {
+    try {
+      Deno.removeSync(path, { recursive: true });
+    } catch { /* removed by its test already */ }
+  }
+});
+
+/**
+ * A new temporary directory, removed with its contents when the test module ends. Tests make
+ * temporary paths only through this and {@link tempFile}, so a run leaves nothing in /tmp.
+ */
+export function tempDir(prefix = "cs-test-"): string {
+  const dir = Deno.makeTempDirSync({ prefix });
+  temporary.push(dir);
+  return dir;
+}
+
+/** A new empty temporary file, removed when the test module ends. */
+export function tempFile(opts: { prefix?: string; suffix?: string } = {}): string {
+  const path = Deno.makeTempFileSync({ prefix: "cs-test-", ...opts });
+  temporary.push(path);
+  return path;
+}
+
 /** Settings on the embedded defaults with a fresh DATA_DIR, plus overrides. */
 export function embeddedSettings(over: Record<string, string> = {}): Settings {
-  const dir = Deno.makeTempDirSync({ prefix: "cs-test-" });
-  return loadSettings({ DATA_DIR: dir, LOG_LEVEL: "WARNING", ...over });
+  return loadSettings({ DATA_DIR: tempDir(), LOG_LEVEL: "WARNING", ...over });
 }
 
 /** Settings from the real environment (the stack's exports) plus overrides. */
 export function stackSettings(over: Record<string, string> = {}): Settings {
-  const dir = Deno.makeTempDirSync({ prefix: "cs-test-" });
-  return loadSettings({ ...Deno.env.toObject(), DATA_DIR: dir, LOG_LEVEL: "WARNING", ...over });
+  return loadSettings({
+    ...Deno.env.toObject(),
+    DATA_DIR: tempDir(),
+    LOG_LEVEL: "WARNING",
+    ...over,
+  });
 }
 
 /** Starts the four actors and builds the app; dispose to stop them. */

@@ -6,22 +6,9 @@
 import { createPostgres } from "../lib/backends/postgres.ts";
 import { createKafka } from "../lib/backends/kafka.ts";
 import type { ServiceProcess } from "./_process.ts";
+import { tempDir } from "./_helpers.ts";
 
-const tempDirs: string[] = [];
-globalThis.addEventListener("unload", () => {
-  for (const d of tempDirs) {
-    try {
-      Deno.removeSync(d, { recursive: true });
-    } catch { /* already gone */ }
-  }
-});
-
-/** A temporary directory removed when the test process exits. */
-export function tempDir(prefix = "cs-proc-"): string {
-  const d = Deno.makeTempDirSync({ prefix });
-  tempDirs.push(d);
-  return d;
-}
+export { tempDir };
 
 /** 8 random hex characters (lower case: valid in database names and topics). */
 export function rid(): string {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { embeddedSettings, startService } from "./_helpers.ts";
+import { embeddedSettings, startService, tempDir, tempFile } from "./_helpers.ts";
 import { runServiceOnce } from "./_process.ts";
 import { parseInlineTokens, RateLimiter } from "../lib/auth.ts";
 import { accessKey, accessTable, requestPath, scopesFor } from "../routes/access.ts";
@@ -25,7 +25,7 @@ const INLINE = [
 ].join(";");
 
 function tokenFile(): string {
-  const path = Deno.makeTempFileSync({ suffix: ".json" });
+  const path = tempFile({ suffix: ".json" });
   const sha = createHash("sha256").update(ADMIN).digest("hex");
   Deno.writeTextFileSync(
     path,
@@ -219,11 +219,11 @@ Deno.test("auth: requestPath() gives one spelling of a path", () => {
 });
 
 Deno.test("auth: start-up refuses AUTH_REQUIRED without tokens and a broken token file", async () => {
-  const dir = Deno.makeTempDirSync();
+  const dir = tempDir();
   const noTokens = await runServiceOnce({ DATA_DIR: dir, AUTH_REQUIRED: "true" });
   assert.equal(noTokens.code, 2);
   assert.match(noTokens.stderr, /AUTH_REQUIRED/);
-  const bad = Deno.makeTempFileSync();
+  const bad = tempFile();
   Deno.writeTextFileSync(
     bad,
     JSON.stringify([{ name: "x", token_sha256: "abc", scopes: ["admin"] }]),

@@ -12,13 +12,14 @@ import { createKafka, createProducer, kafkaProbe } from "../lib/backends/kafka.t
 import { fetchClientFeatures, unleashProbe } from "../lib/backends/unleash.ts";
 import { ensureFlagsFile, flagsFileProbe } from "../lib/backends/flags_file.ts";
 import { loadSettings } from "../lib/settings.ts";
-import { serverTest, stackSettings, startService, waitFor } from "./_helpers.ts";
+import { serverTest, stackSettings, startService, tempDir, waitFor } from "./_helpers.ts";
+import { redisStub } from "./_redis_stub.ts";
 
 const env = (name: string) => Deno.env.get(name) ?? "";
 const suffix = () => `${Date.now()}-${crypto.randomUUID().slice(0, 8)}`;
 
 Deno.test("sqlite: a row written is read back, and the probe reports up", async () => {
-  const dir = Deno.makeTempDirSync();
+  const dir = tempDir();
   const db = openSqlite(dir);
   try {
     db.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)");
@@ -36,7 +37,7 @@ Deno.test("sqlite: a row written is read back, and the probe reports up", async 
 });
 
 Deno.test("flags file: created empty when missing, and a broken file reports down", async () => {
-  const dir = Deno.makeTempDirSync();
+  const dir = tempDir();
   const path = `${dir}/sub/flags.json`;
   ensureFlagsFile(path);
   assert.deepEqual(JSON.parse(Deno.readTextFileSync(path)).features, []);
@@ -54,6 +55,35 @@ Deno.test("probeAll() reports a hung backend down after its timeout, credentials
   assert.equal(s.status, "down");
   assert.match(s.error ?? "", /no answer within 50 ms/);
   assert.equal(redact("postgres://user:secret@db:5432/x"), "postgres://***@db:5432/x");
+});
+
+Deno.test("redis: a probe while the first connection opens waits for it instead of failing", async () => {
+  // The connection is open but not ready for 500 ms. With no offline queue a PING sent then
+  // failed at once ("Stream isn't writeable…"): /health said degraded for a healthy Redis.
+  await using stub = redisStub({ slowStartMs: 500 });
+  const r = createRedis(loadSettings({ REDIS_HOST: "127.0.0.1", REDIS_PORT: String(stub.port) }));
+  try {
+    r.connect().catch(() => {});
+    const [s] = await probeAll([redisProbe(r)]);
+    assert.equal(s.status, "up", s.error ?? "");
+    assert.ok(stub.commands.includes("PING"));
+  } finally {
+    r.disconnect();
+  }
+});
+
+Deno.test("redis: a probe of a Redis that refuses connections is down with the reason", async () => {
+  const stub = redisStub();
+  const port = String(stub.port);
+  await stub[Symbol.asyncDispose]();
+  const r = createRedis(loadSettings({ REDIS_HOST: "127.0.0.1", REDIS_PORT: port }));
+  try {
+    const [s] = await probeAll([redisProbe(r)]);
+    assert.equal(s.status, "down");
+    assert.match(s.error ?? "", /ECONNREFUSED/);
+  } finally {
+    r.disconnect();
+  }
 });
 
 serverTest("postgres", ["DATABASE_URL"], "a row written is read back", async () => {

@@ -11,7 +11,7 @@ import { PostgresConfigStore } from "../lib/config/postgres_store.ts";
 import type { ConfigStore, WriteResult } from "../lib/config/store.ts";
 import type { EntryId, StoredEntry } from "../lib/config/model.ts";
 import { ConflictError, NotFoundError, PreconditionFailedError } from "../lib/errors.ts";
-import { serverTest } from "./_helpers.ts";
+import { serverTest, tempDir } from "./_helpers.ts";
 
 type Made = { store: ConfigStore; cleanup: () => Promise<void> };
 type Register = (caseName: string, fn: () => Promise<void>) => void;
@@ -560,7 +560,7 @@ function contract(
 // --- SQLite: a fresh database file in a temp dir per case ---------------------------------
 
 contract("sqlite", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "cs-store-test-" });
+  const dir = tempDir("cs-store-test-");
   const store = new SqliteConfigStore(openSqlite(dir));
   await store.migrate();
   return {

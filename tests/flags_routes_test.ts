@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { OpenFeature } from "@openfeature/server-sdk";
 import { OFREPProvider } from "@openfeature/ofrep-provider";
-import { embeddedSettings, startService, waitFor } from "./_helpers.ts";
+import { embeddedSettings, startService, tempFile, waitFor } from "./_helpers.ts";
 
 const FEATURES = [
   { name: "dark-mode", enabled: true, strategies: [{ name: "default" }] },
@@ -65,7 +65,7 @@ const FEATURES = [
 ];
 
 function flagsFile(doc: unknown): string {
-  const path = Deno.makeTempFileSync({ prefix: "cs-flags-", suffix: ".json" });
+  const path = tempFile({ prefix: "cs-flags-", suffix: ".json" });
   Deno.writeTextFileSync(path, JSON.stringify(doc));
   return path;
 }

@@ -18,7 +18,14 @@
  * tests/fuzz_test.ts` replays another one. A failure prints the request that caused it.
  */
 import assert from "node:assert/strict";
-import { capturedLog, embeddedSettings, startService, waitFor } from "./_helpers.ts";
+import {
+  capturedLog,
+  embeddedSettings,
+  startService,
+  tempDir,
+  tempFile,
+  waitFor,
+} from "./_helpers.ts";
 import { spawnService } from "./_process.ts";
 import { log } from "../lib/log.ts";
 import { requestPath } from "../routes/access.ts";
@@ -1017,7 +1024,7 @@ const FEATURES = [
 
 /** Embedded defaults; health probes bounded so manual checks of fuzzed instances stay short. */
 async function fuzzService(over: Record<string, string> = {}) {
-  const flags = Deno.makeTempFileSync({ prefix: "cs-fuzz-flags-", suffix: ".json" });
+  const flags = tempFile({ prefix: "cs-fuzz-flags-", suffix: ".json" });
   Deno.writeTextFileSync(flags, JSON.stringify({ version: 2, features: FEATURES, segments: [] }));
   return await startService(embeddedSettings({
     FLAGS_FILE: flags,
@@ -1908,7 +1915,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const svc = await spawnService({
-      DATA_DIR: Deno.makeTempDirSync({ prefix: "cs-fuzz-" }),
+      DATA_DIR: tempDir("cs-fuzz-"),
       API_TOKENS,
       AUTH_FAILURES_PER_MINUTE: "0",
       LOG_LEVEL: "DEBUG",

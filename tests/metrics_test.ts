@@ -3,7 +3,7 @@
  * tokens it needs the admin scope.
  */
 import assert from "node:assert/strict";
-import { embeddedSettings, startService, waitFor } from "./_helpers.ts";
+import { embeddedSettings, startService, tempFile, waitFor } from "./_helpers.ts";
 
 type App = Awaited<ReturnType<typeof startService>>["app"];
 
@@ -64,7 +64,7 @@ function value(s: Sample[], name: string, labels: Record<string, string> = {}): 
 }
 
 Deno.test("metrics: scrapes cleanly and moves with requests", async () => {
-  const flags = Deno.makeTempFileSync({ suffix: ".json" });
+  const flags = tempFile({ suffix: ".json" });
   Deno.writeTextFileSync(
     flags,
     JSON.stringify({ version: 2, features: [{ name: "f", enabled: true, strategies: [] }] }),

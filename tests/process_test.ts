@@ -1,17 +1,18 @@
 import assert from "node:assert/strict";
 import { runServiceOnce, spawnService } from "./_process.ts";
+import { tempDir } from "./_helpers.ts";
 
 Deno.test("SERVICE_PORT=abc exits non-zero naming SERVICE_PORT", async () => {
   const r = await runServiceOnce({
     SERVICE_PORT: "abc",
-    DATA_DIR: Deno.makeTempDirSync(),
+    DATA_DIR: tempDir(),
   });
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /SERVICE_PORT must be an integer/);
 });
 
 Deno.test("SIGTERM drains in-flight requests, then exits 0 within 10 s", async () => {
-  const svc = await spawnService({ DATA_DIR: Deno.makeTempDirSync() });
+  const svc = await spawnService({ DATA_DIR: tempDir() });
   try {
     // Large responses keep requests in flight while the signal arrives.
     const bodies = Array.from(

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { serverTest, waitFor } from "./_helpers.ts";
+import { serverTest, tempDir, waitFor } from "./_helpers.ts";
 import { spawnService } from "./_process.ts";
 
 async function role(url: string): Promise<string | undefined> {
@@ -15,7 +15,7 @@ serverTest(
   async () => {
     const base = `/cs-t-leader-${crypto.randomUUID().slice(0, 8)}`;
     const env = (id: string) => ({
-      DATA_DIR: Deno.makeTempDirSync(),
+      DATA_DIR: tempDir(),
       SERVICE_INSTANCE_ID: id,
       ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
       ZOOKEEPER_BASE_PATH: base,

@@ -5,11 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { spawnService } from "./_process.ts";
+import { tempDir } from "./_helpers.ts";
 import { getLatencies, rssMiB, stallBodies } from "./_slow_body.ts";
 
 async function service(env: Record<string, string> = {}) {
   const svc = await spawnService({
-    DATA_DIR: Deno.makeTempDirSync({ prefix: "cs-test-limits-" }),
+    DATA_DIR: tempDir("cs-test-limits-"),
     LOG_LEVEL: "WARNING",
     SERVICE_HEALTH_CHECK_ENABLED: "false",
     ...env,

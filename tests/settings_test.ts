@@ -13,7 +13,7 @@ Deno.test("loadSettings() gives the seed's defaults and the embedded backends", 
   assert.equal(s.DATA_DIR, "./data");
   assert.deepEqual(backendKinds(s), {
     storage: "sqlite",
-    cache: "memory",
+    cache: "none",
     registry: "embedded",
     events: "none",
     flags: "file",

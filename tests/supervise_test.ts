@@ -4,7 +4,7 @@
  * a command that keeps dying at once is given up on. No server needed.
  */
 import assert from "node:assert/strict";
-import { waitFor } from "./_helpers.ts";
+import { tempDir, waitFor } from "./_helpers.ts";
 
 const SUPERVISE = new URL("../scripts/supervise.sh", import.meta.url).pathname;
 
@@ -32,7 +32,7 @@ async function readInt(path: string): Promise<number> {
 }
 
 Deno.test("supervise.sh starts a command that died unasked again, and says so", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = tempDir();
   try {
     // First run: exit 7. Second run: stay up (exec sleep), with its pid in a file.
     const child = supervise(
@@ -63,7 +63,7 @@ Deno.test("supervise.sh starts a command that died unasked again, and says so", 
 });
 
 Deno.test("supervise.sh: SIGTERM ends the command and the supervision, with no restart", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = tempDir();
   try {
     const child = supervise(dir, "echo $$ > pid; exec sleep 30");
     await waitFor(() => readInt(`${dir}/pid`), 10_000, "the command to start");
@@ -80,7 +80,7 @@ Deno.test("supervise.sh: SIGTERM ends the command and the supervision, with no r
 });
 
 Deno.test("supervise.sh gives up on a command that exits 3 times in a row right after starting", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = tempDir();
   try {
     const out = await supervise(dir, "exit 3").output();
     const text = new TextDecoder().decode(out.stdout);

@@ -59,12 +59,45 @@ export async function setIfNewer(
   return n === 1;
 }
 
+/**
+ * Resolves once `r` is ready; rejects with the error that ends its connection attempt, or
+ * with `signal`'s reason.
+ */
+function untilReady(r: Redis, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: unknown) => {
+      r.off("ready", onReady);
+      r.off("error", onError);
+      r.off("end", onEnd);
+      signal.removeEventListener("abort", onAbort);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onReady = () => settle();
+    const onError = (err: Error) => settle(err);
+    const onEnd = () => settle(new Error("Redis connection closed"));
+    const onAbort = () => settle(signal.reason);
+    r.once("ready", onReady);
+    r.once("error", onError);
+    r.once("end", onEnd);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Readiness of Redis: PING. A connection being opened (the first one after start, or a
+ * reconnect under way) is waited for, within the probe's timeout: with no offline queue a
+ * PING sent before it is ready fails at once ("Stream isn't writeable…"), which says nothing
+ * about Redis. Between reconnect attempts the probe fails at once.
+ */
 export function redisProbe(r: Redis): BackendProbe {
   return {
     name: "cache",
     kind: "redis",
-    async check() {
-      if (r.status === "wait") await r.connect();
+    async check(signal) {
+      if (r.status === "wait") r.connect().catch(() => {});
+      if (r.status === "connecting" || r.status === "connect") await untilReady(r, signal);
+      if (r.status !== "ready") throw new Error(`Redis is not connected (${r.status})`);
       await r.ping();
     },
   };

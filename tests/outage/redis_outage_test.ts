@@ -6,7 +6,7 @@
  * always started again in `finally`.
  */
 import assert from "node:assert/strict";
-import { serverTest, stack } from "../_helpers.ts";
+import { serverTest, stack, tempFile } from "../_helpers.ts";
 import { type ServiceProcess, spawnService } from "../_process.ts";
 import { call, killService, rid, sleep, stackChildEnv, tempDatabase, waitBackend } from "../_pg.ts";
 
@@ -25,7 +25,7 @@ serverTest(
   "Redis down: no client-visible error; a replica started after it returns reads the newest",
   async () => {
     const db = await tempDatabase();
-    const flags = Deno.makeTempFileSync({ suffix: ".json" });
+    const flags = tempFile({ suffix: ".json" });
     Deno.writeTextFileSync(
       flags,
       JSON.stringify({ version: 2, features: [{ name: "f", enabled: true, strategies: [] }] }),
