@@ -44,9 +44,12 @@ export function metricsRoutes(deps: MetricsDeps) {
       {
         name: "backend_up",
         help:
-          "1 when the backend answered its last probe, 0 when down (disabled ones are left out)",
+          "1 when the backend answered its last probe, 0 when down (disabled and not yet probed ones are left out)",
         type: "gauge",
-        samples: [...backends.values()].filter((b) => b.status !== "disabled").map((b) => ({
+        // Disabled backends and ones whose first probe has not completed have no sample.
+        samples: [...backends.values()].filter((b) =>
+          b.status !== "disabled" && b.status !== "unknown"
+        ).map((b) => ({
           labels: { backend: b.name, kind: b.kind },
           value: b.status === "up" ? 1 : 0,
         })),
