@@ -90,6 +90,28 @@ export async function startService(settings: Settings) {
   };
 }
 
+/** Registers an instance through the app; asserts the 201 and returns nothing else. */
+export async function registerInstance(
+  app: { request: (path: string, init: RequestInit) => Response | Promise<Response> },
+  body: { service_name: string; service_url: string; metadata?: Record<string, unknown> },
+): Promise<void> {
+  const res = await app.request("/api/v1/registry/register", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (res.status !== 201) throw new Error(`register answered ${res.status}: ${await res.text()}`);
+  await res.body?.cancel();
+}
+
+/**
+ * A test whose servers, sockets or child processes end after its body (a closed socket's
+ * read, a child's pipes): the op and resource sanitizers are off.
+ */
+export function ioTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
+}
+
 const announced = new Set<string>();
 
 /**

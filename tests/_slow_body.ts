@@ -135,6 +135,8 @@ export interface StalledBodies {
   /** How many connections were answered within `waitMs`, by status ("none": no answer). */
   statuses(waitMs: number): Promise<Record<string, number>>;
   close(): void;
+  /** Closes them (`using stalled = await stallBodies(…)`). */
+  [Symbol.dispose](): void;
 }
 
 /** Opens `count` connections, each sending a POST head with `declared` and one byte. */
@@ -156,6 +158,13 @@ export async function stallBodies(
     for (const c of conns) c.close();
     throw err;
   }
+  const close = () => {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed already */ }
+    }
+  };
   return {
     count,
     async trickle(n: number) {
@@ -173,12 +182,9 @@ export async function stallBodies(
       }));
       return counts;
     },
-    close() {
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* closed already */ }
-      }
+    close,
+    [Symbol.dispose]() {
+      close();
     },
   };
 }

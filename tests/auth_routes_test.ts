@@ -8,7 +8,7 @@
  * 2xx. Sent over TCP as raw request lines: `fetch` would normalise the spellings away.
  */
 import assert from "node:assert/strict";
-import { embeddedSettings, startService } from "./_helpers.ts";
+import { embeddedSettings, ioTest, startService } from "./_helpers.ts";
 import { type RawAnswer, rawRequest } from "./_http.ts";
 import { clientKey, type Scope, SCOPES } from "../lib/auth.ts";
 
@@ -120,6 +120,22 @@ function outcome(a: RawAnswer): string {
   return `${a.status} ${detail}`;
 }
 
+/** The service with every test token, served over TCP on loopback; dispose to stop both. */
+async function served(over: Record<string, string> = {}) {
+  const svc = await startService(
+    embeddedSettings({ API_TOKENS: INLINE, AUTH_FAILURES_PER_MINUTE: "0", ...over }),
+  );
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, svc.app.fetch);
+  return {
+    svc,
+    port: server.addr.port,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+      await svc[Symbol.asyncDispose]();
+    },
+  };
+}
+
 /** Runs `jobs` with at most `n` at once. */
 async function pool<T>(jobs: (() => Promise<T>)[], n: number): Promise<T[]> {
   const out: T[] = new Array(jobs.length);
@@ -133,203 +149,176 @@ async function pool<T>(jobs: (() => Promise<T>)[], n: number): Promise<T[]> {
   return out;
 }
 
-Deno.test({
-  name:
-    "auth: every route × every spelling × every caller answers as the canonical request, and no 2xx without the scope",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    await using svc = await startService(embeddedSettings({
-      API_TOKENS: INLINE,
-      AUTH_FAILURES_PER_MINUTE: "0",
+ioTest(
+  "auth: every route × every spelling × every caller answers as the canonical request, and no 2xx without the scope",
+  async () => {
+    await using s = await served({
       SERVICE_HEALTH_CHECK_ENABLED: "false",
       HEALTH_CHECK_MAX_RETRIES: "0",
       HEALTH_CHECK_TIMEOUT: "0.2",
-    }));
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
-      svc.app.fetch,
-    );
-    try {
-      const port = server.addr.port;
-      const send = (
-        c: Caller,
-        method: string,
-        target: string,
-        body?: string,
-        headers: Record<string, string> = {},
-      ) =>
-        rawRequest(port, {
-          method,
-          target,
-          body,
-          headers: {
-            ...headers,
-            ...(c.token ? { authorization: `Bearer ${c.token}` } : {}),
-            ...(body !== undefined ? { "content-type": "application/json" } : {}),
-          },
+    });
+    const port = s.port;
+    const send = (
+      c: Caller,
+      method: string,
+      target: string,
+      body?: string,
+      headers: Record<string, string> = {},
+    ) =>
+      rawRequest(port, {
+        method,
+        target,
+        body,
+        headers: {
+          ...headers,
+          ...(c.token ? { authorization: `Bearer ${c.token}` } : {}),
+          ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        },
+      });
+    const admin = CALLERS.at(-1)!;
+    assert.equal(admin.name, "admin");
+
+    const doc = JSON.parse((await send(CALLERS[0], "GET", "/openapi.json")).body);
+    const ops: Operation[] = [];
+    for (const [template, item] of Object.entries(doc.paths as Record<string, object>)) {
+      for (const [method, o] of Object.entries(item as Record<string, Record<string, never>>)) {
+        const security = o.security as Record<string, Scope[]>[] | undefined;
+        assert.ok(security !== undefined, `${method} ${template} documents no security`);
+        ops.push({
+          method: method.toUpperCase(),
+          template,
+          needs: security.length === 0 ? null : security.flatMap((s) => s.bearer),
+          reveal: (o["x-reveal-scopes"] as Scope[] | undefined) ?? [],
+          documents: Object.keys(o.responses ?? {}).map(Number),
         });
-      const admin = CALLERS.at(-1)!;
-      assert.equal(admin.name, "admin");
-
-      const doc = JSON.parse((await send(CALLERS[0], "GET", "/openapi.json")).body);
-      const ops: Operation[] = [];
-      for (const [template, item] of Object.entries(doc.paths as Record<string, object>)) {
-        for (const [method, o] of Object.entries(item as Record<string, Record<string, never>>)) {
-          const security = o.security as Record<string, Scope[]>[] | undefined;
-          assert.ok(security !== undefined, `${method} ${template} documents no security`);
-          ops.push({
-            method: method.toUpperCase(),
-            template,
-            needs: security.length === 0 ? null : security.flatMap((s) => s.bearer),
-            reveal: (o["x-reveal-scopes"] as Scope[] | undefined) ?? [],
-            documents: Object.keys(o.responses ?? {}).map(Number),
-          });
-        }
       }
-      assert.ok(ops.length >= 35, `only ${ops.length} operations documented`);
-      for (const must of ["GET /metrics", "GET /api/v1/config/watch", "GET /docs"]) {
-        assert.ok(ops.some((o) => `${o.method} ${o.template}` === must), must);
-      }
+    }
+    assert.ok(ops.length >= 35, `only ${ops.length} operations documented`);
+    for (const must of ["GET /metrics", "GET /api/v1/config/watch", "GET /docs"]) {
+      assert.ok(ops.some((o) => `${o.method} ${o.template}` === must), must);
+    }
 
-      // Steady state: k1 is a secret, svc has an instance; each request below answers the
-      // same every time it is sent.
-      await send(
-        admin,
-        "POST",
-        "/api/v1/config",
-        JSON.stringify({
-          key: "k1",
-          value: SECRET,
-          environment: "development",
-          secret: true,
-        }),
-      );
-      for (const op of ops) {
-        const c = concrete(op);
-        await send(admin, op.method, `${c.path}?${c.query}`, c.body);
-      }
+    // Steady state: k1 is a secret, svc has an instance; each request below answers the
+    // same every time it is sent.
+    await send(
+      admin,
+      "POST",
+      "/api/v1/config",
+      JSON.stringify({
+        key: "k1",
+        value: SECRET,
+        environment: "development",
+        secret: true,
+      }),
+    );
+    for (const op of ops) {
+      const c = concrete(op);
+      await send(admin, op.method, `${c.path}?${c.query}`, c.body);
+    }
 
-      let checked = 0;
-      const failures: string[] = [];
-      const check = async (
-        op: Operation,
-        needs: readonly Scope[] | null,
-        canonical: string,
-        variants: [string, string][],
-        body?: string,
-      ) => {
-        for (const caller of CALLERS) {
-          const base = await send(caller, op.method, canonical, body);
-          const expected = outcome(base);
-          const answers = await pool(
-            variants.map(([label, target]) => async () => {
-              const a = await send(caller, op.method, target, body);
-              return { label, target, a };
-            }),
-            8,
-          );
-          for (
-            const { label, target, a } of [
-              { label: "canonical", target: canonical, a: base },
-              ...answers,
-            ]
-          ) {
-            checked++;
-            const where = `${caller.name} ${op.method} ${target} (${label})`;
-            if (a.status >= 500 && !op.documents.includes(a.status)) {
-              failures.push(`${where}: ${a.status}`);
-            }
-            if (outcome(a) !== expected) {
-              failures.push(`${where}: ${outcome(a)}, canonical ${expected}`);
-            }
-            if (needs !== null && !holds(caller, needs) && a.status < 300) {
-              failures.push(`${where}: ${a.status} without ${needs.join("+")}`);
-            }
-            if (a.body.includes(SECRET) && !holds(caller, ["config:read", "secrets:read"])) {
-              failures.push(`${where}: the secret in clear without secrets:read`);
-            }
+    let checked = 0;
+    const failures: string[] = [];
+    const check = async (
+      op: Operation,
+      needs: readonly Scope[] | null,
+      canonical: string,
+      variants: [string, string][],
+      body?: string,
+    ) => {
+      for (const caller of CALLERS) {
+        const base = await send(caller, op.method, canonical, body);
+        const expected = outcome(base);
+        const answers = await pool(
+          variants.map(([label, target]) => async () => {
+            const a = await send(caller, op.method, target, body);
+            return { label, target, a };
+          }),
+          8,
+        );
+        for (
+          const { label, target, a } of [
+            { label: "canonical", target: canonical, a: base },
+            ...answers,
+          ]
+        ) {
+          checked++;
+          const where = `${caller.name} ${op.method} ${target} (${label})`;
+          if (a.status >= 500 && !op.documents.includes(a.status)) {
+            failures.push(`${where}: ${a.status}`);
+          }
+          if (outcome(a) !== expected) {
+            failures.push(`${where}: ${outcome(a)}, canonical ${expected}`);
+          }
+          if (needs !== null && !holds(caller, needs) && a.status < 300) {
+            failures.push(`${where}: ${a.status} without ${needs.join("+")}`);
+          }
+          if (a.body.includes(SECRET) && !holds(caller, ["config:read", "secrets:read"])) {
+            failures.push(`${where}: the secret in clear without secrets:read`);
           }
         }
-      };
-
-      for (const op of ops) {
-        const c = concrete(op);
-        const variants: [string, string][] = [
-          ...spellings(op, c.path).map(([l, p]): [string, string] => [l, `${p}?${c.query}`]),
-          ...QUERY_SPELLINGS.map(([l, q]): [string, string] => [l, `${c.path}?${q}`]),
-        ];
-        await check(op, op.needs, `${c.path}?${c.query}`, variants, c.body);
-        if (op.reveal.length > 0) {
-          const needs = [...op.needs!, ...op.reveal];
-          const [first, ...rest] = REVEAL_SPELLINGS;
-          await check(
-            op,
-            needs,
-            `${c.path}?${first[1]}`,
-            [
-              ...rest.map(([l, q]): [string, string] => [l, `${c.path}?${q}`]),
-              ...spellings(op, c.path).map(([l, p]): [string, string] => [l, `${p}?${first[1]}`]),
-            ],
-          );
-        }
       }
-      console.log(`${ops.length} operations, ${checked} requests checked`);
-      assert.deepEqual(failures.slice(0, 40), [], `${failures.length} of ${checked} failed`);
-      assert.ok(checked > 10_000, `${checked} requests checked`);
-    } finally {
-      await server.shutdown();
-    }
-  },
-});
+    };
 
-Deno.test({
-  name:
-    "auth: unknown paths, upper-case paths and a Host that would move the URL give nothing away",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    await using svc = await startService(
-      embeddedSettings({ API_TOKENS: INLINE, AUTH_FAILURES_PER_MINUTE: "0" }),
-    );
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
-      svc.app.fetch,
-    );
-    try {
-      const port = server.addr.port;
-      const auth = (t?: string): Record<string, string> =>
-        t ? { authorization: `Bearer ${t}` } : {};
-      for (const target of ["/nope", "/API/v1/config?environment=development", "/api/v2/x"]) {
-        for (const c of CALLERS) {
-          const a = await rawRequest(port, { method: "GET", target, headers: auth(c.token) });
-          // 401 before 404: without a valid token nothing tells a route from no route.
-          assert.equal(a.status, c.token === undefined || c.token === WRONG ? 401 : 404, target);
-        }
-      }
-      const evil = [
-        "x?reveal=true&environment=development&",
-        "x/api/v1/config/k1?reveal=true&",
-        "x#",
-        "x y",
+    for (const op of ops) {
+      const c = concrete(op);
+      const variants: [string, string][] = [
+        ...spellings(op, c.path).map(([l, p]): [string, string] => [l, `${p}?${c.query}`]),
+        ...QUERY_SPELLINGS.map(([l, q]): [string, string] => [l, `${c.path}?${q}`]),
       ];
-      for (const host of evil) {
-        for (const c of CALLERS) {
-          const a = await rawRequest(port, {
-            method: "GET",
-            target: "/api/v1/config/k1?environment=development",
-            headers: { ...auth(c.token), host },
-          });
-          // RFC 9112 §3.2: a Host with an invalid value is a 400, for every caller.
-          assert.equal(a.status, 400, `${c.name} Host: ${host}`);
-          assert.match(JSON.parse(a.body).errors[0].field, /^Host$/);
-        }
+      await check(op, op.needs, `${c.path}?${c.query}`, variants, c.body);
+      if (op.reveal.length > 0) {
+        const needs = [...op.needs!, ...op.reveal];
+        const [first, ...rest] = REVEAL_SPELLINGS;
+        await check(
+          op,
+          needs,
+          `${c.path}?${first[1]}`,
+          [
+            ...rest.map(([l, q]): [string, string] => [l, `${c.path}?${q}`]),
+            ...spellings(op, c.path).map(([l, p]): [string, string] => [l, `${p}?${first[1]}`]),
+          ],
+        );
       }
-    } finally {
-      await server.shutdown();
+    }
+    console.log(`${ops.length} operations, ${checked} requests checked`);
+    assert.deepEqual(failures.slice(0, 40), [], `${failures.length} of ${checked} failed`);
+    assert.ok(checked > 10_000, `${checked} requests checked`);
+  },
+);
+
+ioTest(
+  "auth: unknown paths, upper-case paths and a Host that would move the URL give nothing away",
+  async () => {
+    await using s = await served();
+    const port = s.port;
+    const auth = (t?: string): Record<string, string> => t ? { authorization: `Bearer ${t}` } : {};
+    for (const target of ["/nope", "/API/v1/config?environment=development", "/api/v2/x"]) {
+      for (const c of CALLERS) {
+        const a = await rawRequest(port, { method: "GET", target, headers: auth(c.token) });
+        // 401 before 404: without a valid token nothing tells a route from no route.
+        assert.equal(a.status, c.token === undefined || c.token === WRONG ? 401 : 404, target);
+      }
+    }
+    const evil = [
+      "x?reveal=true&environment=development&",
+      "x/api/v1/config/k1?reveal=true&",
+      "x#",
+      "x y",
+    ];
+    for (const host of evil) {
+      for (const c of CALLERS) {
+        const a = await rawRequest(port, {
+          method: "GET",
+          target: "/api/v1/config/k1?environment=development",
+          headers: { ...auth(c.token), host },
+        });
+        // RFC 9112 §3.2: a Host with an invalid value is a 400, for every caller.
+        assert.equal(a.status, 400, `${c.name} Host: ${host}`);
+        assert.match(JSON.parse(a.body).errors[0].field, /^Host$/);
+      }
     }
   },
-});
+);
 
 Deno.test("auth: failed authentications are limited per client address", async () => {
   await using svc = await startService(
@@ -364,76 +353,70 @@ Deno.test("auth: failed authentications are limited per client address", async (
   await health.body?.cancel();
 });
 
-Deno.test({
-  name:
-    "auth: a body request is handled as it was authorized: no backslash or lower-case method gets past a scope",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    await using svc = await startService(
-      embeddedSettings({ API_TOKENS: INLINE, AUTH_FAILURES_PER_MINUTE: "0" }),
-    );
-    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, svc.app.fetch);
-    try {
-      const port = server.addr.port;
-      const reader = { authorization: `Bearer ${tokenOf("config:read")}` };
-      const json = { ...reader, "content-type": "application/json" };
-      const body = JSON.stringify({ key: "pwn", value: 1, environment: "development" });
-      // `new Request(url)` turns `\` into `/` and `post` into `POST`: the handler must see
-      // the request the scopes were checked on.
-      for (const [method, target] of [["POST", "/api/v1\\config"], ["POST", "/api\\v1/config"]]) {
-        const a = await rawRequest(port, { method, target, headers: json, body });
-        assert.ok(a.status === 401 || a.status === 404, `${method} ${target}: ${a.status}`);
-      }
-      for (
-        const method of [
-          "post",
-          "pUt",
-          "get",
-          "Head",
-          "delete",
-          "CONNECT",
-          "TRACE",
-          "X".repeat(500),
-        ]
-      ) {
-        const a = await rawRequest(port, {
-          method,
-          target: "/api/v1/config",
-          headers: json,
-          body,
-        });
-        // Deno itself refuses CONNECT with a path (400) before the service sees it.
-        assert.equal(a.status, method === "CONNECT" ? 400 : 501, method.slice(0, 10));
-        if (a.status === 501) assert.match(a.headers["content-type"], /problem\+json/);
-      }
-      const list = await rawRequest(port, {
-        method: "GET",
-        target: "/api/v1/config?environment=development",
-        headers: reader,
-      });
-      assert.equal(list.status, 200);
-      assert.deepEqual(JSON.parse(list.body), []);
-      // Unknown methods share one metric series: they cannot grow /metrics.
-      const metrics = await rawRequest(port, {
-        method: "GET",
-        target: "/metrics",
-        headers: { authorization: `Bearer ${tokenOf("admin")}` },
-      });
-      assert.equal(metrics.body.includes("XXXXXXXX"), false);
-      assert.match(metrics.body, /method="OTHER",route="unmatched",status="501"/);
-    } finally {
-      await server.shutdown();
+ioTest(
+  "auth: a body request is handled as it was authorized: no backslash or lower-case method gets past a scope",
+  async () => {
+    await using s = await served();
+    const port = s.port;
+    const reader = { authorization: `Bearer ${tokenOf("config:read")}` };
+    const json = { ...reader, "content-type": "application/json" };
+    const body = JSON.stringify({ key: "pwn", value: 1, environment: "development" });
+    // `new Request(url)` turns `\` into `/` and `post` into `POST`: the handler must see
+    // the request the scopes were checked on.
+    for (const [method, target] of [["POST", "/api/v1\\config"], ["POST", "/api\\v1/config"]]) {
+      const a = await rawRequest(port, { method, target, headers: json, body });
+      assert.ok(a.status === 401 || a.status === 404, `${method} ${target}: ${a.status}`);
     }
+    for (
+      const method of [
+        "post",
+        "pUt",
+        "get",
+        "Head",
+        "delete",
+        "CONNECT",
+        "TRACE",
+        "X".repeat(500),
+      ]
+    ) {
+      const a = await rawRequest(port, {
+        method,
+        target: "/api/v1/config",
+        headers: json,
+        body,
+      });
+      // Deno itself refuses CONNECT with a path (400) before the service sees it.
+      assert.equal(a.status, method === "CONNECT" ? 400 : 501, method.slice(0, 10));
+      if (a.status === 501) assert.match(a.headers["content-type"], /problem\+json/);
+    }
+    const list = await rawRequest(port, {
+      method: "GET",
+      target: "/api/v1/config?environment=development",
+      headers: reader,
+    });
+    assert.equal(list.status, 200);
+    assert.deepEqual(JSON.parse(list.body), []);
+    // Unknown methods share one metric series: they cannot grow /metrics.
+    const metrics = await rawRequest(port, {
+      method: "GET",
+      target: "/metrics",
+      headers: { authorization: `Bearer ${tokenOf("admin")}` },
+    });
+    assert.equal(metrics.body.includes("XXXXXXXX"), false);
+    assert.match(metrics.body, /method="OTHER",route="unmatched",status="501"/);
   },
-});
+);
 
 Deno.test("auth: clientKey() limits IPv6 clients by their /64", () => {
-  assert.equal(clientKey("192.0.2.7"), "addr:192.0.2.7");
-  assert.equal(clientKey("::ffff:192.0.2.7"), "addr:192.0.2.7");
-  assert.equal(clientKey("2001:db8:1:2:aaaa::1"), "addr:2001:db8:1:2::/64");
-  assert.equal(clientKey("2001:db8:1:2::ffff"), "addr:2001:db8:1:2::/64");
-  assert.equal(clientKey("[2001:db8::1]"), "addr:2001:db8:0:0::/64");
-  assert.equal(clientKey("fe80::1%eth0"), "addr:fe80:0:0:0::/64");
-  assert.equal(clientKey("::1"), "addr:0:0:0:0::/64");
+  for (
+    const [address, key] of [
+      ["192.0.2.7", "addr:192.0.2.7"],
+      ["::ffff:192.0.2.7", "addr:192.0.2.7"],
+      ["2001:db8:1:2:aaaa::1", "addr:2001:db8:1:2::/64"],
+      ["2001:db8:1:2::ffff", "addr:2001:db8:1:2::/64"],
+      ["[2001:db8::1]", "addr:2001:db8:0:0::/64"],
+      ["fe80::1%eth0", "addr:fe80:0:0:0::/64"],
+      ["::1", "addr:0:0:0:0::/64"],
+    ]
+  ) assert.equal(clientKey(address), key, address);
 });

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { embeddedSettings, serverTest, stackSettings, startService, waitFor } from "./_helpers.ts";
+import {
+  embeddedSettings,
+  registerInstance,
+  serverTest,
+  stackSettings,
+  startService,
+  waitFor,
+} from "./_helpers.ts";
 import { ZkSession } from "../lib/backends/zookeeper.ts";
 
 const PROBLEM = "application/problem+json";
@@ -501,16 +508,10 @@ Deno.test("POST …/services/{name}/health answers after one attempt, not after 
     HEALTH_CHECK_MAX_RETRIES: "3",
     HEALTH_CHECK_INITIAL_RETRY_DELAY: "1",
   }));
-  const reg = await svc.app.request("/api/v1/registry/register", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      service_name: "failing",
-      service_url: `http://127.0.0.1:${server.addr.port}`,
-    }),
+  await registerInstance(svc.app, {
+    service_name: "failing",
+    service_url: `http://127.0.0.1:${server.addr.port}`,
   });
-  assert.equal(reg.status, 201);
-  await reg.body?.cancel();
   const res = await svc.app.request("/api/v1/registry/services/failing/health", {
     method: "POST",
   });

@@ -3,7 +3,14 @@
  * answers around them.
  */
 import assert from "node:assert/strict";
-import { capturedLog, embeddedSettings, startService, tempDir, waitFor } from "./_helpers.ts";
+import {
+  capturedLog,
+  embeddedSettings,
+  registerInstance,
+  startService,
+  tempDir,
+  waitFor,
+} from "./_helpers.ts";
 import { spawnService } from "./_process.ts";
 import { redisStub } from "./_redis_stub.ts";
 
@@ -32,17 +39,11 @@ Deno.test("stopping the service while a health check is in flight logs no warnin
     HEALTH_CHECK_TIMEOUT: "60",
     HEALTH_CHECK_MAX_RETRIES: "0",
   }));
-  const res = await svc.app.request("/api/v1/registry/register", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      service_name: "hangs",
-      service_url: url,
-      metadata: { instance_id: "hangs-1" },
-    }),
+  await registerInstance(svc.app, {
+    service_name: "hangs",
+    service_url: url,
+    metadata: { instance_id: "hangs-1" },
   });
-  assert.equal(res.status, 201);
-  await res.body?.cancel();
   await waitFor(() => checking, 10_000, "the health check to reach the instance");
 
   const from = capturedLog.length;

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnService } from "./_process.ts";
-import { tempDir } from "./_helpers.ts";
+import { ioTest, tempDir } from "./_helpers.ts";
 import { getLatencies, rssMiB, stallBodies } from "./_slow_body.ts";
 
 async function service(env: Record<string, string> = {}) {
@@ -24,26 +24,15 @@ async function service(env: Record<string, string> = {}) {
   };
 }
 
-Deno.test({
-  name: "service: a body that stops arriving is a 408 after HTTP_BODY_IDLE_TIMEOUT",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    await using svc = await service({ HTTP_BODY_IDLE_TIMEOUT: "1" });
-    const stalled = await stallBodies(svc.port, 3, 1000, "/api/v1/config");
-    try {
-      assert.deepEqual(await stalled.statuses(10_000), { "408": 3 });
-    } finally {
-      stalled.close();
-    }
-  },
+ioTest("service: a body that stops arriving is a 408 after HTTP_BODY_IDLE_TIMEOUT", async () => {
+  await using svc = await service({ HTTP_BODY_IDLE_TIMEOUT: "1" });
+  using stalled = await stallBodies(svc.port, 3, 1000, "/api/v1/config");
+  assert.deepEqual(await stalled.statuses(10_000), { "408": 3 });
 });
 
-Deno.test({
-  name: "service: 1,000 stalled 1 MB bodies grow its RSS by under 100 MB and /health answers",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
+ioTest(
+  "service: 1,000 stalled 1 MB bodies grow its RSS by under 100 MB and /health answers",
+  async () => {
     // A long idle timeout: what is measured is holding them, not refusing them.
     await using svc = await service({ HTTP_BODY_IDLE_TIMEOUT: "120" });
     // Large bodies first, as a running service has seen: glibc then serves later large
@@ -59,15 +48,11 @@ Deno.test({
     }
     await getLatencies(`${svc.url}/health`, 50);
     const before = rssMiB(svc.child.pid);
-    const stalled = await stallBodies(svc.port, 1000, 1_000_000, "/api/v1/config");
-    try {
-      await stalled.trickle(1);
-      await new Promise((r) => setTimeout(r, 2000));
-      const grown = rssMiB(svc.child.pid) - before;
-      assert.ok(grown < 100, `RSS grew by ${grown.toFixed(1)} MiB`);
-      assert.equal((await getLatencies(`${svc.url}/health`, 20)).length, 20);
-    } finally {
-      stalled.close();
-    }
+    using stalled = await stallBodies(svc.port, 1000, 1_000_000, "/api/v1/config");
+    await stalled.trickle(1);
+    await new Promise((r) => setTimeout(r, 2000));
+    const grown = rssMiB(svc.child.pid) - before;
+    assert.ok(grown < 100, `RSS grew by ${grown.toFixed(1)} MiB`);
+    assert.equal((await getLatencies(`${svc.url}/health`, 20)).length, 20);
   },
-});
+);
