@@ -28,7 +28,7 @@ import {
 import { log } from "../lib/log.ts";
 import { nextRunShared, settleWithin } from "../lib/async.ts";
 import { actorCallDuration, type HistogramSeries } from "../lib/metrics.ts";
-import type { Settings } from "../lib/settings.ts";
+import { type Credential, type Settings, withCredentials } from "../lib/settings.ts";
 import type {
   ActorEvent,
   BackendStatus,
@@ -47,6 +47,11 @@ export interface ActorClientOptions {
   settings: Settings;
   /** Default per-call timeout in ms (default `settings.ACTOR_CALL_TIMEOUT_MS`). */
   timeoutMs?: number;
+  /**
+   * The credentials among the settings this actor uses; every other one is withheld from
+   * its worker (least privilege across the worker boundary). Default: none.
+   */
+  credentials?: readonly Credential[];
   /** Options passed to the worker's `init` (tests use it). */
   options?: Record<string, unknown>;
   /** Called for each unsolicited event. */
@@ -162,6 +167,16 @@ export class ActorClient<M extends CallMap> {
    * @throws {BackendUnavailableError} when the module fails to load, or the worker's init
    *   fails or does not finish within `timeoutMs` of the module loading.
    */
+  /** What the worker is told at `init`: its settings, less the credentials it does not use. */
+  initMessage(): Extract<ToWorker, { kind: "init" }> {
+    return {
+      kind: "init",
+      actor: this.name,
+      settings: withCredentials(this.#opts.settings, this.#opts.credentials ?? []),
+      options: this.#opts.options ?? {},
+    };
+  }
+
   async start(timeoutMs = 30_000): Promise<void> {
     this.#spawn();
     try {
@@ -249,12 +264,7 @@ export class ActorClient<M extends CallMap> {
       case "loaded":
         this.#loaded = true;
         this.#loadedAt = performance.now();
-        this.#post(worker, {
-          kind: "init",
-          actor: this.name,
-          settings: this.#opts.settings,
-          options: this.#opts.options ?? {},
-        });
+        this.#post(worker, this.initMessage());
         for (const w of this.#readyWaiters) w.loaded();
         return;
       case "ready": {

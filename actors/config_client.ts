@@ -22,6 +22,7 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
       ...opts,
       name: "config",
       url: new URL("./config_worker.ts", import.meta.url),
+      credentials: ["CONFIG_ENCRYPTION_KEY", "REDIS_PASSWORD", "DATABASE_URL"],
       onEvent: (e) => {
         if (e.type === "config_changes") {
           for (const c of e.changes) near.forget(group(c.environment, c.key));

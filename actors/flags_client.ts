@@ -6,7 +6,12 @@ type Req<K extends keyof FlagCalls> = FlagCalls[K]["req"];
 
 export class FlagClient extends ActorClient<FlagCalls> {
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
-    super({ ...opts, name: "flags", url: new URL("./flags_worker.ts", import.meta.url) });
+    super({
+      ...opts,
+      name: "flags",
+      url: new URL("./flags_worker.ts", import.meta.url),
+      credentials: ["REDIS_PASSWORD", "DATABASE_URL", "UNLEASH_API_TOKEN", "UNLEASH_CLIENT_TOKENS"],
+    });
   }
   status() {
     return this.call({ type: "status" });

@@ -6,7 +6,12 @@ type Req<K extends keyof HealthCalls> = HealthCalls[K]["req"];
 
 export class HealthClient extends ActorClient<HealthCalls> {
   constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
-    super({ ...opts, name: "health", url: new URL("./health_worker.ts", import.meta.url) });
+    super({
+      ...opts,
+      name: "health",
+      url: new URL("./health_worker.ts", import.meta.url),
+      credentials: [],
+    });
   }
   track(r: Req<"track">) {
     return this.call({ type: "track", ...r });

@@ -17,6 +17,7 @@ export class RegistryClient extends ActorClient<RegistryCalls> {
       ...opts,
       name: "registry",
       url: new URL("./registry_worker.ts", import.meta.url),
+      credentials: ["DATABASE_URL"],
       onEvent: (e) => {
         if (e.type === "registry_services_changed") {
           for (const s of e.services) this.near.forget(s);

@@ -251,3 +251,26 @@ export function backendKinds(s: Settings) {
     flags: s.UNLEASH_URL ? "unleash" : "file",
   } as const;
 }
+
+/** The settings that are credentials: a worker receives only those it uses. */
+export const CREDENTIALS = [
+  "API_TOKENS",
+  "API_TOKENS_FILE",
+  "CONFIG_ENCRYPTION_KEY",
+  "REDIS_PASSWORD",
+  "DATABASE_URL",
+  "UNLEASH_API_TOKEN",
+  "UNLEASH_CLIENT_TOKENS",
+] as const;
+export type Credential = (typeof CREDENTIALS)[number];
+
+/** `s` without the credentials not in `keep` (unset, or `{}` for the token map). */
+export function withCredentials(s: Settings, keep: readonly Credential[]): Settings {
+  const out: Settings = { ...s };
+  for (const k of CREDENTIALS) {
+    if (keep.includes(k)) continue;
+    if (k === "UNLEASH_CLIENT_TOKENS") out[k] = {};
+    else out[k] = undefined;
+  }
+  return out;
+}

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
 import { ActorClient } from "../actors/actor_client.ts";
+import { ConfigClient } from "../actors/config_client.ts";
+import { FlagClient } from "../actors/flags_client.ts";
+import { HealthClient } from "../actors/health_client.ts";
+import { RegistryClient } from "../actors/registry_client.ts";
 import { ActorTimeoutError, BackendUnavailableError, NotFoundError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { loadSettings } from "../lib/settings.ts";
@@ -127,4 +131,40 @@ Deno.test("ActorClient.start() fails at once, naming the error, when the module 
   });
   assert.ok(Date.now() - t0 < 10_000, "not after the start timeout");
   assert.equal(a.restarts, 0, "no restart loop");
+});
+
+Deno.test("each worker is told only the credentials it uses (least privilege at init)", () => {
+  const settings = loadSettings({
+    API_TOKENS: "ops:ops-token-0123456789ab:admin",
+    CONFIG_ENCRYPTION_KEY: btoa("k".repeat(32)),
+    REDIS_PASSWORD: "redis-secret",
+    DATABASE_URL: "postgresql://u:db-secret@127.0.0.1:1/x",
+    UNLEASH_API_TOKEN: "unleash-admin-secret",
+    UNLEASH_CLIENT_TOKENS: "development=client-secret",
+  });
+  const given = (c: { initMessage(): { settings: Record<string, unknown> } }) => {
+    const posted = JSON.stringify(c.initMessage().settings);
+    return [
+      "ops-token",
+      btoa("k".repeat(32)),
+      "redis-secret",
+      "db-secret",
+      "unleash-admin-secret",
+      "client-secret",
+    ]
+      .filter((secret) => posted.includes(secret));
+  };
+  assert.deepEqual(given(new ConfigClient({ settings })), [
+    btoa("k".repeat(32)),
+    "redis-secret",
+    "db-secret",
+  ]);
+  assert.deepEqual(given(new RegistryClient({ settings })), ["db-secret"]);
+  assert.deepEqual(given(new HealthClient({ settings })), []);
+  assert.deepEqual(given(new FlagClient({ settings })), [
+    "redis-secret",
+    "db-secret",
+    "unleash-admin-secret",
+    "client-secret",
+  ]);
 });
