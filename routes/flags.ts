@@ -101,9 +101,19 @@ export function ofrepRefusal(route: string, path: string) {
     : null;
   return (p: Problem, headers: Record<string, string>): Response => {
     if (p.status !== 400) return problemResponse(p, headers);
-    const err = { errorCode: "PARSE_ERROR", errorDetails: p.detail };
-    return json(JSON.stringify(key === null ? err : { key, ...err }), 400, headers);
+    return ofrepBadRequest(key, "PARSE_ERROR", p.detail, headers);
   };
+}
+
+/** OFREP's own 400: `{key?, errorCode, errorDetails}` (the key on single-flag routes). */
+function ofrepBadRequest(
+  key: string | null,
+  errorCode: string,
+  errorDetails: string,
+  headers?: Record<string, string>,
+): Response {
+  const err = { errorCode, errorDetails };
+  return json(JSON.stringify(key === null ? err : { key, ...err }), 400, headers);
 }
 
 export function flagRoutes(deps: FlagDeps) {
@@ -293,14 +303,10 @@ function ofrepEnv(
 ): string | null | Response {
   const e = c.req.header("x-environment") ?? null;
   if (e === null || x.envs.includes(e)) return e;
-  const details = `X-Environment must be one of ${x.envs.join(", ")}`;
-  return json(
-    JSON.stringify(
-      key === null
-        ? { errorCode: "INVALID_CONTEXT", errorDetails: details }
-        : { key, errorCode: "INVALID_CONTEXT", errorDetails: details },
-    ),
-    400,
+  return ofrepBadRequest(
+    key,
+    "INVALID_CONTEXT",
+    `X-Environment must be one of ${x.envs.join(", ")}`,
   );
 }
 
