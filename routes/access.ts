@@ -8,7 +8,7 @@
  * of URL patterns, and a route that declares nothing is denied.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { getQueryParam } from "hono/utils/url";
+import { getPath, getQueryParam } from "hono/utils/url";
 import type { Scope } from "../lib/auth.ts";
 import type { AppEnv } from "./router.ts";
 
@@ -113,47 +113,22 @@ export function accessTable(app: OpenAPIHono<AppEnv>): AccessTable {
 }
 
 /**
- * The path a request is routed and handled on: Hono's decoding of the URL's path
- * (`decodeURI`, so `%2F` stays encoded inside a segment), with empty and `.` segments
+ * The path a request is routed and handled on: Hono's own `getPath` (`decodeURI`, so `%2F`
+ * stays encoded inside a segment), with empty and `.` segments
  * dropped and `..` applied. So `/%61pi//v1/./config/` is `/api/v1/config`: one route, one
  * declaration, however it is spelled. Deno hands the request line's path over as sent.
  */
 export function requestPath(url: string): string {
-  const start = url.indexOf("/", url.indexOf(":") + 4);
   // No path at all (`CONNECT host:port`): nothing any route serves.
-  if (start < 0) return "";
-  let end = start;
-  let plain = true;
-  for (; end < url.length; end++) {
-    const ch = url.charCodeAt(end);
-    if (ch === 63 || ch === 35) break; // ? #
-    // % or a `/` followed by `/` or `.`
-    if (ch === 37) plain = false;
-    else if (ch === 47) {
-      const next = url.charCodeAt(end + 1);
-      if (next === 47 || next === 46) plain = false;
-    }
-  }
-  const raw = url.slice(start, end);
-  if (plain && (raw.length === 1 || raw.charCodeAt(raw.length - 1) !== 47)) return raw;
-  const decoded = decodePath(raw);
+  if (url.indexOf("/", url.indexOf(":") + 4) < 0) return "";
+  const path = getPath({ url } as Request);
+  // Nothing to fold: no `//`, no segment starting with `.`, no trailing `/`.
+  if (!/\/[/.]|.\/$/.test(path)) return path;
   const out: string[] = [];
-  for (const seg of decoded.split("/")) {
+  for (const seg of path.split("/")) {
     if (seg === "" || seg === ".") continue;
     if (seg === "..") out.pop();
     else out.push(seg);
   }
   return "/" + out.join("/");
-}
-
-/** `decodeURI` of each valid escape, keeping `%25` as `%25` (as Hono does). */
-function decodePath(raw: string): string {
-  if (!raw.includes("%")) return raw;
-  return raw.replace(/(?:%[0-9A-Fa-f]{2})+/g, (m) => {
-    try {
-      return decodeURI(m.replace(/%25/g, "%2525"));
-    } catch {
-      return m;
-    }
-  });
 }
