@@ -26,7 +26,7 @@ import {
   serializeError,
 } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
-import { nextRunShared, settleWithin } from "../lib/async.ts";
+import { coalesce, settleWithin } from "../lib/async.ts";
 import { actorCallDuration, type HistogramSeries } from "../lib/metrics.ts";
 import { type Credential, type Settings, withCredentials } from "../lib/settings.ts";
 import type {
@@ -520,7 +520,7 @@ export class ActorClient<M extends CallMap> {
     this.#sweeper = undefined;
   }
 
-  #ping = nextRunShared(() => this.call({ type: "ping" } as MessageOf<M> & { type: string }));
+  #ping = coalesce(() => this.call({ type: "ping" } as MessageOf<M> & { type: string }));
 
   /**
    * A round trip to the actor (`ping`), shared by concurrent callers: a caller joins the

@@ -4,6 +4,12 @@
  * reply, never a dead actor. Timers are messages the actor sends itself (`ctx.after`), so
  * stopping cancels them all.
  *
+ * The mailbox: a message that changes an entity (an instance, a config key, an environment's
+ * flags) names it through {@link ActorDefinition.entityOf}; messages naming the same entity run
+ * one at a time, in arrival order, each after the previous one's promise settled, so their
+ * handlers never interleave across `await`s. Messages naming none (reads) run at once. Work
+ * the actor starts itself joins the same queues through `ctx.exclusive`.
+ *
  * Expensive work goes through `ctx.defer`: it runs in a later macrotask, after the messages
  * already sent to the worker have been received, so a `cancel` that arrives behind a burst of
  * calls is seen before the work it cancels starts. A cancelled call gets no reply: its caller
@@ -12,6 +18,7 @@
 import { setImmediate } from "node:timers";
 import { BackendUnavailableError, serializeError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
+import { Mailbox } from "./mailbox.ts";
 import type { Settings } from "../lib/settings.ts";
 import type { ActorEvent, CallMap, FromWorker, MessageOf, Reply, ToWorker } from "./protocol.ts";
 
@@ -36,6 +43,13 @@ export interface ActorContext<M extends CallMap> {
    *   {@link BackendUnavailableError} when the actor stopped first.
    */
   defer<T>(fn: () => T | Promise<T>, opts?: DeferOptions): Promise<T>;
+  /**
+   * Runs `fn` in the mailbox queue of entity `key`: after every message and job queued for
+   * that entity before it has settled, and before any queued after it. Synchronous (no
+   * microtask) when the queue is empty.
+   * @returns `fn`'s result.
+   */
+  exclusive<T>(key: string, fn: () => T | Promise<T>): Promise<T>;
 }
 
 export interface DeferOptions {
@@ -70,6 +84,11 @@ export interface ActorDefinition<M extends CallMap> {
    * (default 1). An actor whose deferred jobs await a connection pool gives the pool's size.
    */
   deferConcurrency?(settings: Settings): number;
+  /**
+   * The entity `msg` changes, as a mailbox key (e.g. `instance:web/a1`), or undefined for
+   * messages that may run alongside any other (reads, probes). Default: none.
+   */
+  entityOf?(msg: MessageOf<M>): string | undefined;
 }
 
 /** Synchronous work the deferred-job pump does in one macrotask before it yields, ms. */
@@ -92,6 +111,14 @@ class InFlight implements CallScope {
   cancel(): void {
     this.cancelled = true;
     this.#controller?.abort();
+  }
+
+  /** The actor is stopping: its work should end, but its caller still gets an answer. */
+  abort(reason: unknown): void {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+    }
+    this.#controller.abort(reason);
   }
 }
 
@@ -120,6 +147,21 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
   /** Calls answered by a promise not yet settled, by id: what a `cancel` can reach. */
   const inFlight = new Map<number, InFlight>();
   const selfScope: CallScope = { signal: abort.signal };
+  const mailbox = new Mailbox();
+  /** `def.handle`, through the mailbox when the message names an entity. */
+  const handle = (
+    msg: MessageOf<M>,
+    c: ActorContext<M>,
+    call: CallScope & { cancelled?: boolean },
+  ) => {
+    const key = def.entityOf?.(msg);
+    if (key === undefined) return def.handle(msg, c, call);
+    return mailbox.run(key, () => {
+      // Cancelled while it waited for the entity: skipped (its caller gets no reply).
+      if (call.cancelled) throw call.signal.reason;
+      return def.handle(msg, c, call);
+    });
+  };
 
   const flush = () => {
     flushScheduled = false;
@@ -140,7 +182,7 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
     const call = new InFlight();
     let out: unknown;
     try {
-      out = def.handle(msg, c, call);
+      out = handle(msg, c, call);
     } catch (err) {
       reply({ id, ok: false, error: serializeError(err) });
       return;
@@ -268,7 +310,7 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
               timers.delete(t);
               if (abort.signal.aborted) return;
               try {
-                const r = def.handle(msg, c, selfScope);
+                const r = handle(msg, c, selfScope);
                 if (r instanceof Promise) {
                   r.catch((err) =>
                     log.error("actor self-message failed", {
@@ -289,6 +331,7 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
             timers.add(t);
           },
           defer,
+          exclusive: (key, fn) => mailbox.run(key, fn),
         };
         try {
           await def.init(c);
@@ -301,11 +344,13 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
         return;
       }
       case "stop": {
-        abort.abort();
+        const stopping = new BackendUnavailableError(actorName, `Actor ${actorName} is stopping`);
+        abort.abort(stopping);
+        // In-flight handlers see their signal abort; their callers still get the answer.
+        for (const call of inFlight.values()) call.abort(stopping);
         for (const t of timers) clearTimeout(t);
         timers.clear();
         // Queued jobs fail now instead of waiting for a pump that may be behind I/O.
-        const stopping = new BackendUnavailableError(actorName, `Actor ${actorName} is stopping`);
         for (let i = head; i < jobs.length; i++) jobs[i]?.reject(stopping);
         jobs = [];
         head = 0;

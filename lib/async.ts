@@ -1,11 +1,13 @@
 /** Small promise helpers shared by the actor runtime, the actors and the routes. */
 
 /**
- * Shares runs of `run` between concurrent callers: a caller joins the next run that starts
- * after its call, never one already under way, so every answer comes from a run begun after
- * the call was made. Under load that is one run per wave of callers instead of one each.
+ * Never runs `run` twice at once, and never loses a request for a run: a call while a run is
+ * under way joins the next run, which starts when the current one ends, never the one already
+ * under way — so every answer (and every effect) comes from a run begun after the call was
+ * made. Under load that is one run per wave of callers instead of one each. This is the one
+ * replacement for hand-rolled "running / run again" flag pairs.
  */
-export function nextRunShared<T>(run: () => Promise<T>): () => Promise<T> {
+export function coalesce<T>(run: () => Promise<T>): () => Promise<T> {
   let inFlight: Promise<T> | null = null;
   let next: Promise<T> | null = null;
   const call = (): Promise<T> => {

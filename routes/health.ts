@@ -7,7 +7,7 @@ import { OPEN } from "./access.ts";
 import { newRouter } from "./router.ts";
 import type { ActorHandle } from "./actors.ts";
 import { errorToProblem, problemResponse } from "../lib/problem.ts";
-import { nextRunShared } from "../lib/async.ts";
+import { coalesce } from "../lib/async.ts";
 import type { AppDeps } from "./app.ts";
 import { SERVICE_VERSION } from "./meta.ts";
 import type { BackendStatus } from "../actors/protocol.ts";
@@ -52,7 +52,7 @@ export function readiness(actors: ActorHandle[]) {
   for (const a of actors) states[a.name] = "ok";
   const body = JSON.stringify({ status: "ready", actors: states });
   // One shared promise per wave of requests instead of each request's own Promise.all.
-  const round = nextRunShared(() => Promise.all(actors.map((a) => a.ping())).then(() => {}));
+  const round = coalesce(() => Promise.all(actors.map((a) => a.ping())).then(() => {}));
   return {
     body,
     round,
