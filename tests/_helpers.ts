@@ -90,18 +90,98 @@ export async function startService(settings: Settings) {
   };
 }
 
+/** The media type of every error answer. */
+export const PROBLEM = "application/problem+json";
+
+/** Anything answering Hono's `app.request()`: the in-process app of {@link startService}. */
+export interface InProcessApp {
+  request(path: string, init?: RequestInit): Response | Promise<Response>;
+}
+
+/**
+ * One request to the in-process app, through its fetch handler (no TCP). A `body` goes as
+ * `application/json`: a string as written (so a test can send malformed JSON), anything else
+ * through `JSON.stringify`; `headers` may override the content type.
+ */
+export function send(
+  app: InProcessApp,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return Promise.resolve(app.request(path, {
+    method,
+    headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  }));
+}
+
+/**
+ * {@link send}, the answer read whole: its text, and its JSON as `body` (`undefined` when the
+ * text is not JSON, so any answer can be inspected).
+ */
+export async function call(
+  app: InProcessApp,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+  // deno-lint-ignore no-explicit-any
+): Promise<{ status: number; headers: Headers; text: string; body: any }> {
+  const res = await send(app, method, path, body, headers);
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, text, body: parsed };
+}
+
+/** A JSON answer read whole; the body is null when empty. @throws when it is not JSON. */
+// deno-lint-ignore no-explicit-any
+async function jsonAnswer(res: Response): Promise<{ status: number; headers: Headers; body: any }> {
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+}
+
+/** POSTs `body` (see {@link send}) and reads the JSON answer. @throws when it is not JSON. */
+export async function post(
+  app: InProcessApp,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
+  return await jsonAnswer(await send(app, "POST", path, body, headers));
+}
+
+/** GETs `path` and reads the JSON answer. @throws when it is not JSON. */
+export async function get(app: InProcessApp, path: string, headers: Record<string, string> = {}) {
+  return await jsonAnswer(await send(app, "GET", path, undefined, headers));
+}
+
 /** Registers an instance through the app; asserts the 201 and returns nothing else. */
 export async function registerInstance(
-  app: { request: (path: string, init: RequestInit) => Response | Promise<Response> },
+  app: InProcessApp,
   body: { service_name: string; service_url: string; metadata?: Record<string, unknown> },
 ): Promise<void> {
-  const res = await app.request("/api/v1/registry/register", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
+  const res = await send(app, "POST", "/api/v1/registry/register", body);
   if (res.status !== 201) throw new Error(`register answered ${res.status}: ${await res.text()}`);
   await res.body?.cancel();
+}
+
+/**
+ * A real HTTP instance to register: `/health` answers 200 (or `health()`), `/ready` answers
+ * `ready()` when given, any other path 404 ("not provided"). Shut `server` down when done.
+ */
+export function stubInstance(opts: { health?: () => number; ready?: () => number } = {}) {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/health") return new Response("ok", { status: opts.health?.() ?? 200 });
+    if (path === "/ready" && opts.ready) return new Response("", { status: opts.ready() });
+    return new Response("not here", { status: 404 });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, server };
 }
 
 /**
@@ -142,6 +222,35 @@ export function serverTest(
   Deno.test({ name: `${suite}: ${name}`, ignore: true, fn });
 }
 
+/** Resolves after `ms` milliseconds of wall time. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Calls `fn` every `intervalMs` (default 50) until its value passes `ok`, and returns that
+ * value. Unlike {@link waitFor}, an error from `fn` is not retried: it fails the wait.
+ * @throws {Error} naming `what` and the last value when `timeoutMs` (default 5,000) passes.
+ */
+export async function until<T>(
+  fn: () => T | Promise<T>,
+  ok: (value: T) => boolean,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<T> {
+  const { timeoutMs = 5_000, intervalMs = 50, what = "condition" } = opts;
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (ok(value)) return value;
+    if (Date.now() > end) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}: ${JSON.stringify(value)}`,
+      );
+    }
+    await sleep(intervalMs);
+  }
+}
+
 /** Polls `fn` until it returns truthy or `timeoutMs` passes. */
 export async function waitFor<T>(
   fn: () => T | Promise<T>,
@@ -157,7 +266,7 @@ export async function waitFor<T>(
     } catch (err) {
       last = err;
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }

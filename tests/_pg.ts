@@ -6,9 +6,9 @@
 import { createPostgres } from "../lib/backends/postgres.ts";
 import { createKafka } from "../lib/backends/kafka.ts";
 import type { ServiceProcess } from "./_process.ts";
-import { tempDir } from "./_helpers.ts";
+import { sleep, tempDir } from "./_helpers.ts";
 
-export { tempDir };
+export { sleep, tempDir };
 
 /** 8 random hex characters (lower case: valid in database names and topics). */
 export function rid(): string {
@@ -164,10 +164,6 @@ export async function readTopic(topic: string): Promise<TopicReader> {
       await consumer.disconnect().catch(() => {});
     },
   };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** A JSON request to a child service; the body is always consumed. */

@@ -6,6 +6,7 @@ import { log } from "../lib/log.ts";
 import { actorCallDuration } from "../lib/metrics.ts";
 import { loadSettings } from "../lib/settings.ts";
 import type { CancelCalls } from "./fixtures/cancel_protocol.ts";
+import { until } from "./_helpers.ts";
 
 const settings = loadSettings({});
 const logged: string[] = [];
@@ -25,15 +26,6 @@ function cancelActor(timeoutMs = 5_000) {
 
 const calls = (a: ActorClient<CancelCalls>, outcome: string) =>
   actorCallDuration.series([a.name, outcome]).n;
-
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  const end = Date.now() + 5_000;
-  while (true) {
-    const v = await fn();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 Deno.test("ActorClient.call() with an aborted signal rejects with CallCancelledError and posts nothing", async () => {
   await using a = cancelActor();
@@ -69,7 +61,10 @@ Deno.test("a call aborted after posting rejects at once, discards its answer and
   ac.abort();
   await assert.rejects(held, CallCancelledError);
   assert.equal(a.queueDepth, 0);
-  const stats = await until(() => a.call({ type: "stats" }), (s) => s.cancelled === 1);
+  const stats = await until(() => a.call({ type: "stats" }), (s) => s.cancelled === 1, {
+    intervalMs: 20,
+    what: "the worker to see the cancel",
+  });
   assert.equal(stats.cancelled, 1, "the worker saw the cancel");
   // The worker answered the cancelled call anyway; nothing reached the client, and the
   // actor is healthy: not restarted, no error recorded, nothing logged as an error.
@@ -102,7 +97,10 @@ Deno.test("a call that timed out is cancelled in the worker", async () => {
   await using a = cancelActor(100);
   await a.start();
   await assert.rejects(a.call({ type: "hold", ms: 60_000 }), ActorTimeoutError);
-  const stats = await until(() => a.call({ type: "stats" }), (s) => s.cancelled === 1);
+  const stats = await until(() => a.call({ type: "stats" }), (s) => s.cancelled === 1, {
+    intervalMs: 20,
+    what: "the worker to see the cancel",
+  });
   assert.equal(stats.cancelled, 1);
   assert.equal(calls(a, "timeout"), 1);
 });

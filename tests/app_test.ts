@@ -2,10 +2,8 @@ import assert from "node:assert/strict";
 import { ActorClient } from "../actors/actor_client.ts";
 import { buildApp } from "../routes/app.ts";
 import type { ActorHandle } from "../routes/actors.ts";
-import { embeddedSettings, startService, waitFor } from "./_helpers.ts";
+import { embeddedSettings, PROBLEM, startService, waitFor } from "./_helpers.ts";
 import type { EchoCalls } from "./fixtures/echo_protocol.ts";
-
-const PROBLEM = "application/problem+json";
 
 Deno.test("GET /health answers the seed's shape with a section per backend", async () => {
   await using svc = await startService(embeddedSettings());

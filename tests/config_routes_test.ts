@@ -1,28 +1,10 @@
 import assert from "node:assert/strict";
-import { embeddedSettings, startService, waitFor } from "./_helpers.ts";
+import { embeddedSettings, PROBLEM, send, sleep, startService, waitFor } from "./_helpers.ts";
 
-const PROBLEM = "application/problem+json";
 const CONFIG = "/api/v1/config";
 const MASK = "******";
 
 type Svc = Awaited<ReturnType<typeof startService>>;
-
-/** One HTTP request to the in-process app; `body` is sent as JSON. */
-function call(
-  svc: Svc,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<Response> {
-  const h: Record<string, string> = { ...headers };
-  const init: RequestInit = { method, headers: h };
-  if (body !== undefined) {
-    h["content-type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  return Promise.resolve(svc.app.request(path, init));
-}
 
 /** POST /api/v1/config, asserting 201; returns the response and its JSON. */
 async function create(
@@ -31,7 +13,7 @@ async function create(
   headers: Record<string, string> = {},
   // deno-lint-ignore no-explicit-any
 ): Promise<{ res: Response; json: any }> {
-  const res = await call(svc, "POST", CONFIG, body, headers);
+  const res = await send(svc.app, "POST", CONFIG, body, headers);
   const json = await res.json();
   assert.equal(res.status, 201, `create ${body.key}: ${JSON.stringify(json)}`);
   return { res, json };
@@ -44,7 +26,7 @@ async function update(
   body: Record<string, unknown>,
   headers: Record<string, string> = {},
 ) {
-  const res = await call(svc, "PUT", `${CONFIG}/${encodeURIComponent(key)}`, body, headers);
+  const res = await send(svc.app, "PUT", `${CONFIG}/${encodeURIComponent(key)}`, body, headers);
   const json = await res.json();
   assert.equal(res.status, 200, `update ${key}: ${JSON.stringify(json)}`);
   return json;
@@ -52,7 +34,7 @@ async function update(
 
 /** GET a path, asserting 200; returns the JSON. */
 async function getJson(svc: Svc, path: string, headers: Record<string, string> = {}) {
-  const res = await call(svc, "GET", path, undefined, headers);
+  const res = await send(svc.app, "GET", path, undefined, headers);
   const json = await res.json();
   assert.equal(res.status, 200, `GET ${path}: ${JSON.stringify(json)}`);
   return json;
@@ -77,11 +59,9 @@ async function assertProblem(res: Response, status: number, field?: string) {
   return p;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** X-Config-Index of a list of `query`. */
 async function listIndex(svc: Svc, query = "environment=development"): Promise<number> {
-  const res = await call(svc, "GET", `${CONFIG}?${query}`);
+  const res = await send(svc.app, "GET", `${CONFIG}?${query}`);
   assert.equal(res.status, 200);
   await res.body?.cancel();
   const h = res.headers.get("x-config-index");
@@ -164,7 +144,7 @@ class SseReader {
 }
 
 async function watch(svc: Svc, query: string, headers: Record<string, string> = {}) {
-  const res = await call(svc, "GET", `${CONFIG}/watch?${query}`, undefined, headers);
+  const res = await send(svc.app, "GET", `${CONFIG}/watch?${query}`, undefined, headers);
   assert.equal(res.status, 200);
   assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
   return new SseReader(res);
@@ -203,7 +183,7 @@ Deno.test("POST /api/v1/config answers 201 with the seed's fields, version 1 and
 Deno.test("GET /api/v1/config/:key answers the seed's fields plus scope and version", async () => {
   await using svc = await startService(embeddedSettings());
   const { json: created } = await create(svc, SEED);
-  const res = await call(svc, "GET", `${CONFIG}/model_path?${SEED_Q}`);
+  const res = await send(svc.app, "GET", `${CONFIG}/model_path?${SEED_Q}`);
   assert.equal(res.status, 200);
   assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
   assert.equal(res.headers.get("etag"), '"s1"');
@@ -215,7 +195,7 @@ Deno.test("GET /api/v1/config/:key answers the seed's fields plus scope and vers
 Deno.test("PUT, list, DELETE and history follow the seed's shapes", async () => {
   await using svc = await startService(embeddedSettings());
   await create(svc, SEED, { "x-user": "admin" });
-  const put = await call(svc, "PUT", `${CONFIG}/model_path`, {
+  const put = await send(svc.app, "PUT", `${CONFIG}/model_path`, {
     value: "/models/asr-v2",
     environment: "development",
     service_name: "asr-service",
@@ -251,14 +231,14 @@ Deno.test("PUT, list, DELETE and history follow the seed's shapes", async () => 
     "created",
   ]);
 
-  const del = await call(svc, "DELETE", `${CONFIG}/model_path?${SEED_Q}`);
+  const del = await send(svc.app, "DELETE", `${CONFIG}/model_path?${SEED_Q}`);
   assert.equal(del.status, 200);
   const deleted = await del.json();
   assert.equal(deleted.deleted, true);
   assert.equal(deleted.key, "model_path");
   assert.equal(deleted.environment, "development");
   assert.equal(deleted.service_name, "asr-service");
-  await assertProblem(await call(svc, "GET", `${CONFIG}/model_path?${SEED_Q}`), 404);
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}/model_path?${SEED_Q}`), 404);
 });
 
 Deno.test("POST /api/v1/config/bulk answers a flat key → value map and omits missing keys", async () => {
@@ -266,7 +246,7 @@ Deno.test("POST /api/v1/config/bulk answers a flat key → value map and omits m
   await create(svc, SEED);
   await create(svc, { ...SEED, key: "batch_size", value: "32", description: null });
   await create(svc, { ...SEED, key: "timeout", value: "20" });
-  const res = await call(svc, "POST", `${CONFIG}/bulk`, {
+  const res = await send(svc.app, "POST", `${CONFIG}/bulk`, {
     keys: ["model_path", "batch_size", "timeout", "not_there"],
     environment: "development",
     service_name: "asr-service",
@@ -284,7 +264,7 @@ Deno.test("POST /api/v1/config/bulk answers a flat key → value map and omits m
 Deno.test("GET /api/v1/config/:key falls back to the global scope", async () => {
   await using svc = await startService(embeddedSettings());
   await create(svc, { key: "timeout", value: "30", environment: "development" });
-  const res = await call(svc, "GET", `${CONFIG}/timeout?${SEED_Q}`);
+  const res = await send(svc.app, "GET", `${CONFIG}/timeout?${SEED_Q}`);
   assert.equal(res.status, 200);
   assert.equal(res.headers.get("etag"), '"g1"');
   const got = await res.json();
@@ -295,7 +275,7 @@ Deno.test("GET /api/v1/config/:key falls back to the global scope", async () => 
   const plain = await getJson(svc, `${CONFIG}/timeout?environment=development`);
   assert.equal(plain.scope, "global");
   // Another environment has no global entry.
-  await assertProblem(await call(svc, "GET", `${CONFIG}/timeout?environment=staging`), 404);
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}/timeout?environment=staging`), 404);
 });
 
 Deno.test("a service entry wins over the global one, and deleting it falls back again", async () => {
@@ -320,7 +300,7 @@ Deno.test("a service entry wins over the global one, and deleting it falls back 
   // The global scope itself is unchanged.
   assert.equal((await getJson(svc, `${CONFIG}/timeout?environment=development`)).value, "30");
 
-  const del = await call(svc, "DELETE", `${CONFIG}/timeout?${SEED_Q}`);
+  const del = await send(svc.app, "DELETE", `${CONFIG}/timeout?${SEED_Q}`);
   assert.equal(del.status, 200);
   await del.body?.cancel();
   const back = await getJson(svc, `${CONFIG}/timeout?${SEED_Q}`);
@@ -337,7 +317,7 @@ Deno.test("POST /api/v1/config/bulk resolves the service scope, then the global 
   await create(svc, { key: "d", value: "other-d", environment: "development", service_name: "s2" });
   await create(svc, { key: "b", value: "staging-b", environment: "staging" });
   const bulk = async (body: Record<string, unknown>) => {
-    const res = await call(svc, "POST", `${CONFIG}/bulk`, body);
+    const res = await send(svc.app, "POST", `${CONFIG}/bulk`, body);
     assert.equal(res.status, 200);
     return await res.json();
   };
@@ -384,7 +364,7 @@ Deno.test("values of every JSON type round-trip and strings stay strings", async
   assert.equal(list.length, Object.keys(values).length);
   for (const e of list) assert.deepEqual(e.value, values[e.key], `list of ${e.key}`);
 
-  const res = await call(svc, "POST", `${CONFIG}/bulk`, {
+  const res = await send(svc.app, "POST", `${CONFIG}/bulk`, {
     keys: Object.keys(values),
     environment: "development",
   });
@@ -396,15 +376,6 @@ Deno.test("values of every JSON type round-trip and strings stay strings", async
   const history = await getJson(svc, `${CONFIG}/num/history?environment=development`);
   assert.deepEqual(history.map((h: { value: unknown }) => h.value), ["32", 32]);
 });
-
-/** A request with `text` as its JSON body, as written (JSON.stringify cannot write 1e400). */
-function callRaw(svc: Svc, method: string, path: string, text: string): Promise<Response> {
-  return Promise.resolve(svc.app.request(path, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: text,
-  }));
-}
 
 Deno.test("a number that would not read back as written is a 400 naming its path", async () => {
   await using svc = await startService(embeddedSettings());
@@ -421,14 +392,14 @@ Deno.test("a number that would not read back as written is a 400 naming its path
   ];
   for (const [value, field] of cases) {
     const p = await assertProblem(
-      await callRaw(svc, "POST", CONFIG, `{"key": "n", "value": ${value}, ${env}}`),
+      await send(svc.app, "POST", CONFIG, `{"key": "n", "value": ${value}, ${env}}`),
       400,
       field,
     );
     assert.match(p.errors[0].message, /send it as a string/, value);
   }
   const p = await assertProblem(
-    await callRaw(svc, "POST", CONFIG, `{"key": "n", "value": 12345678901234567890, ${env}}`),
+    await send(svc.app, "POST", CONFIG, `{"key": "n", "value": 12345678901234567890, ${env}}`),
     400,
   );
   assert.deepEqual(p.errors, [{
@@ -442,7 +413,7 @@ Deno.test("a number that would not read back as written is a 400 naming its path
   await create(svc, { key: "n", value: { limits: { max: 10 } }, environment: "development" });
   for (const [value, field] of cases) {
     await assertProblem(
-      await callRaw(svc, "PUT", `${CONFIG}/n`, `{"value": ${value}, ${env}}`),
+      await send(svc.app, "PUT", `${CONFIG}/n`, `{"value": ${value}, ${env}}`),
       400,
       field,
     );
@@ -468,8 +439,8 @@ Deno.test("numbers that read back as written are stored, respelled at most", asy
     j: 9007199254740994,
     k: 5e-324,
   };
-  const res = await callRaw(
-    svc,
+  const res = await send(
+    svc.app,
     "POST",
     CONFIG,
     `{"key": "n", "value": ${value}, "environment": "development"}`,
@@ -477,8 +448,8 @@ Deno.test("numbers that read back as written are stored, respelled at most", asy
   assert.equal(res.status, 201, await res.clone().text());
   assert.deepEqual((await res.json()).value, stored);
   assert.deepEqual((await getJson(svc, `${CONFIG}/n?environment=development`)).value, stored);
-  const put = await callRaw(
-    svc,
+  const put = await send(
+    svc.app,
     "PUT",
     `${CONFIG}/n`,
     '{"value": [1.0, 1e3, -0, 9007199254740991], "environment": "development"}',
@@ -493,15 +464,15 @@ Deno.test("numbers that read back as written are stored, respelled at most", asy
 Deno.test("a write body that is not JSON is the same 400 whatever numbers it holds", async () => {
   await using svc = await startService(embeddedSettings());
   const plain = await assertProblem(
-    await callRaw(svc, "POST", CONFIG, '{"key": "k", "value": '),
+    await send(svc.app, "POST", CONFIG, '{"key": "k", "value": '),
     400,
   );
   const digits = await assertProblem(
-    await callRaw(svc, "POST", CONFIG, '{"key": "k", "value": 12345678901234567890'),
+    await send(svc.app, "POST", CONFIG, '{"key": "k", "value": 12345678901234567890'),
     400,
   );
   const put = await assertProblem(
-    await callRaw(svc, "PUT", `${CONFIG}/k`, '{"value": 1e400,'),
+    await send(svc.app, "PUT", `${CONFIG}/k`, '{"value": 1e400,'),
     400,
   );
   for (const p of [plain, digits, put]) {
@@ -519,7 +490,7 @@ Deno.test("GET /api/v1/config/:key stays one handler: the number check is on wri
 
 Deno.test("invalid writes are 400 problems naming the field", async () => {
   await using svc = await startService(embeddedSettings());
-  const post = (body: unknown) => call(svc, "POST", CONFIG, body);
+  const post = (body: unknown) => send(svc.app, "POST", CONFIG, body);
   await assertProblem(await post({ key: "k", value: 1 }), 400, "environment");
   await assertProblem(await post({ key: "k", value: 1, environment: "qa" }), 400, "environment");
   await assertProblem(
@@ -538,20 +509,16 @@ Deno.test("invalid writes are 400 problems naming the field", async () => {
     400,
     "service_name",
   );
-  const malformed = await svc.app.request(CONFIG, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: '{"key": "k", "value": ',
-  });
+  const malformed = await send(svc.app, "POST", CONFIG, '{"key": "k", "value": ');
   await assertProblem(malformed, 400);
   await assertProblem(
-    await call(svc, "PUT", `${CONFIG}/k`, { environment: "development" }),
+    await send(svc.app, "PUT", `${CONFIG}/k`, { environment: "development" }),
     400,
     "value",
   );
-  await assertProblem(await call(svc, "PUT", `${CONFIG}/k`, { value: 1 }), 400, "environment");
+  await assertProblem(await send(svc.app, "PUT", `${CONFIG}/k`, { value: 1 }), 400, "environment");
   await assertProblem(
-    await call(svc, "POST", `${CONFIG}/bulk`, { keys: ["a"], environment: "nope" }),
+    await send(svc.app, "POST", `${CONFIG}/bulk`, { keys: ["a"], environment: "nope" }),
     400,
     "environment",
   );
@@ -561,48 +528,48 @@ Deno.test("invalid writes are 400 problems naming the field", async () => {
 
 Deno.test("invalid reads are 400 problems naming the field", async () => {
   await using svc = await startService(embeddedSettings());
-  await assertProblem(await call(svc, "GET", `${CONFIG}/k`), 400, "environment");
-  await assertProblem(await call(svc, "GET", `${CONFIG}/k?environment=qa`), 400, "environment");
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}/k`), 400, "environment");
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}/k?environment=qa`), 400, "environment");
   await assertProblem(
-    await call(svc, "GET", `${CONFIG}/bad%20key?environment=development`),
+    await send(svc.app, "GET", `${CONFIG}/bad%20key?environment=development`),
     400,
     "key",
   );
-  await assertProblem(await call(svc, "DELETE", `${CONFIG}/k`), 400, "environment");
-  await assertProblem(await call(svc, "GET", `${CONFIG}?environment=qa`), 400, "environment");
-  await assertProblem(await call(svc, "GET", `${CONFIG}?limit=0`), 400, "limit");
-  await assertProblem(await call(svc, "GET", `${CONFIG}?limit=abc`), 400, "limit");
-  await assertProblem(await call(svc, "GET", `${CONFIG}?offset=-1`), 400, "offset");
+  await assertProblem(await send(svc.app, "DELETE", `${CONFIG}/k`), 400, "environment");
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}?environment=qa`), 400, "environment");
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}?limit=0`), 400, "limit");
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}?limit=abc`), 400, "limit");
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}?offset=-1`), 400, "offset");
   await assertProblem(
-    await call(svc, "GET", `${CONFIG}/k/history?environment=development&limit=0`),
+    await send(svc.app, "GET", `${CONFIG}/k/history?environment=development&limit=0`),
     400,
     "limit",
   );
   await assertProblem(
-    await call(svc, "GET", `${CONFIG}/k/history?environment=development&limit=abc`),
+    await send(svc.app, "GET", `${CONFIG}/k/history?environment=development&limit=abc`),
     400,
     "limit",
   );
-  await assertProblem(await call(svc, "GET", `${CONFIG}?keys[]=bad%20key`), 400, "keys");
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}?keys[]=bad%20key`), 400, "keys");
 });
 
 Deno.test("POST of an existing entry is 409; PUT, DELETE and GET of a missing one 404", async () => {
   await using svc = await startService(embeddedSettings());
   await create(svc, SEED);
-  await assertProblem(await call(svc, "POST", CONFIG, SEED), 409);
+  await assertProblem(await send(svc.app, "POST", CONFIG, SEED), 409);
   // The same key in another scope is another entry.
   await create(svc, { ...SEED, service_name: null });
   await create(svc, { ...SEED, environment: "production" });
 
   await assertProblem(
-    await call(svc, "PUT", `${CONFIG}/missing`, { value: 1, environment: "development" }),
+    await send(svc.app, "PUT", `${CONFIG}/missing`, { value: 1, environment: "development" }),
     404,
   );
   await assertProblem(
-    await call(svc, "DELETE", `${CONFIG}/missing?environment=development`),
+    await send(svc.app, "DELETE", `${CONFIG}/missing?environment=development`),
     404,
   );
-  const got = await call(svc, "GET", `${CONFIG}/missing?${SEED_Q}`);
+  const got = await send(svc.app, "GET", `${CONFIG}/missing?${SEED_Q}`);
   const p = await assertProblem(got, 404);
   assert.match(p.detail, /missing/);
   // The seed's entry is untouched by the failed POST.
@@ -615,21 +582,21 @@ Deno.test("a value larger than CONFIG_MAX_VALUE_BYTES is a 413 problem", async (
   await create(svc, { key: "k", value: small, environment: "development" });
   const big = "x".repeat(200);
   const p = await assertProblem(
-    await call(svc, "POST", CONFIG, { key: "k2", value: big, environment: "development" }),
+    await send(svc.app, "POST", CONFIG, { key: "k2", value: big, environment: "development" }),
     413,
   );
   assert.match(p.detail, /CONFIG_MAX_VALUE_BYTES/);
   await assertProblem(
-    await call(svc, "PUT", `${CONFIG}/k`, { value: { big }, environment: "development" }),
+    await send(svc.app, "PUT", `${CONFIG}/k`, { value: { big }, environment: "development" }),
     413,
   );
   assert.equal((await getJson(svc, `${CONFIG}/k?environment=development`)).value, small);
-  await assertProblem(await call(svc, "GET", `${CONFIG}/k2?environment=development`), 404);
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}/k2?environment=development`), 404);
 });
 
 Deno.test("a too-large value's 413 problem names the field value", async () => {
   await using svc = await startService(embeddedSettings({ CONFIG_MAX_VALUE_BYTES: "100" }));
-  const res = await call(svc, "POST", CONFIG, {
+  const res = await send(svc.app, "POST", CONFIG, {
     key: "k",
     value: "x".repeat(200),
     environment: "development",
@@ -642,7 +609,7 @@ Deno.test("a malformed If-Match or X-User header is a 400 problem naming the hea
   await create(svc, { key: "k", value: 1, environment: "development" });
   for (const bad of ["garbage", "s1", 'W/"g1"', '"x1"']) {
     await assertProblem(
-      await call(svc, "PUT", `${CONFIG}/k`, { value: 2, environment: "development" }, {
+      await send(svc.app, "PUT", `${CONFIG}/k`, { value: 2, environment: "development" }, {
         "if-match": bad,
       }),
       400,
@@ -650,21 +617,21 @@ Deno.test("a malformed If-Match or X-User header is a 400 problem naming the hea
     );
   }
   await assertProblem(
-    await call(svc, "DELETE", `${CONFIG}/k?environment=development`, undefined, {
+    await send(svc.app, "DELETE", `${CONFIG}/k?environment=development`, undefined, {
       "if-match": "nope",
     }),
     400,
     "If-Match",
   );
   await assertProblem(
-    await call(svc, "POST", CONFIG, { key: "k2", value: 1, environment: "development" }, {
+    await send(svc.app, "POST", CONFIG, { key: "k2", value: 1, environment: "development" }, {
       "x-user": "u".repeat(129),
     }),
     400,
     "X-User",
   );
   await assertProblem(
-    await call(svc, "PUT", `${CONFIG}/k`, { value: 2, environment: "development" }, {
+    await send(svc.app, "PUT", `${CONFIG}/k`, { value: 2, environment: "development" }, {
       "x-user": "naïve",
     }),
     400,
@@ -679,14 +646,14 @@ Deno.test("a repeated GET is answered on the HTTP thread exactly as the route an
   await using svc = await startService(embeddedSettings());
   await create(svc, SEED);
   const url = `${CONFIG}/model_path?${SEED_Q}`;
-  const first = await call(svc, "GET", url, undefined, { "x-request-id": "first-1" });
+  const first = await send(svc.app, "GET", url, undefined, { "x-request-id": "first-1" });
   const firstBody = await first.text();
   // An answer is kept on this thread only when no change notice crossed its read (the
   // create's notice may arrive during the first one): read until one comes from there.
   await waitFor(
     async () => {
       const before = svc.actors.config.nearHits;
-      await (await call(svc, "GET", url)).body?.cancel();
+      await (await send(svc.app, "GET", url)).body?.cancel();
       return svc.actors.config.nearHits > before;
     },
     5_000,
@@ -694,17 +661,17 @@ Deno.test("a repeated GET is answered on the HTTP thread exactly as the route an
   );
   const hits = svc.actors.config.nearHits;
   // The URL was validated once and the answer is on this thread: the fetch wrapper answers.
-  const again = await call(svc, "GET", url, undefined, { "x-request-id": "again-1" });
+  const again = await send(svc.app, "GET", url, undefined, { "x-request-id": "again-1" });
   assert.equal(svc.actors.config.nearHits, hits + 1, "answered from the near cache");
   assert.equal(again.status, 200);
   assert.equal(await again.text(), firstBody);
   assert.equal(again.headers.get("etag"), first.headers.get("etag"));
   assert.equal(again.headers.get("content-type"), "application/json");
   assert.equal(again.headers.get("x-request-id"), "again-1");
-  const made = await call(svc, "GET", url);
+  const made = await send(svc.app, "GET", url);
   assert.match(made.headers.get("x-request-id") ?? "", /^[0-9a-f]{8}-[0-9a-z]+$/);
   await made.body?.cancel();
-  const notModified = await call(svc, "GET", url, undefined, {
+  const notModified = await send(svc.app, "GET", url, undefined, {
     "if-none-match": first.headers.get("etag")!,
     "x-request-id": "nm-1",
   });
@@ -721,7 +688,7 @@ Deno.test("a repeated GET is answered on the HTTP thread exactly as the route an
   });
   assert.equal((await getJson(svc, url)).value, "/models/asr-v3");
   assert.equal((await getJson(svc, url)).version, 2);
-  const reveal = await call(svc, "GET", `${url}&reveal=true`);
+  const reveal = await send(svc.app, "GET", `${url}&reveal=true`);
   assert.equal(reveal.status, 403);
   await reveal.body?.cancel();
 });
@@ -729,18 +696,18 @@ Deno.test("a repeated GET is answered on the HTTP thread exactly as the route an
 Deno.test("GET honours If-None-Match: 304 without a body until the entry changes", async () => {
   await using svc = await startService(embeddedSettings());
   await create(svc, SEED);
-  const first = await call(svc, "GET", `${CONFIG}/model_path?${SEED_Q}`);
+  const first = await send(svc.app, "GET", `${CONFIG}/model_path?${SEED_Q}`);
   const etag = first.headers.get("etag");
   assert.equal(etag, '"s1"');
   await first.body?.cancel();
 
-  const same = await call(svc, "GET", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
+  const same = await send(svc.app, "GET", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
     "if-none-match": etag!,
   });
   assert.equal(same.status, 304);
   assert.equal(same.headers.get("etag"), etag);
   assert.equal(await same.text(), "");
-  const listed = await call(svc, "GET", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
+  const listed = await send(svc.app, "GET", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
     "if-none-match": `"s9", ${etag}`,
   });
   assert.equal(listed.status, 304);
@@ -751,7 +718,7 @@ Deno.test("GET honours If-None-Match: 304 without a body until the entry changes
     environment: "development",
     service_name: "asr-service",
   });
-  const changed = await call(svc, "GET", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
+  const changed = await send(svc.app, "GET", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
     "if-none-match": etag!,
   });
   assert.equal(changed.status, 200);
@@ -767,12 +734,12 @@ Deno.test("PUT with If-Match is a compare-and-set: the current ETag wins, a stal
     environment: "development",
     service_name: "asr-service",
   });
-  const ok = await call(svc, "PUT", `${CONFIG}/model_path`, body("v2"), { "if-match": '"s1"' });
+  const ok = await send(svc.app, "PUT", `${CONFIG}/model_path`, body("v2"), { "if-match": '"s1"' });
   assert.equal(ok.status, 200);
   assert.equal(ok.headers.get("etag"), '"s2"');
   assert.equal((await ok.json()).version, 2);
 
-  const stale = await call(svc, "PUT", `${CONFIG}/model_path`, body("v3"), {
+  const stale = await send(svc.app, "PUT", `${CONFIG}/model_path`, body("v3"), {
     "if-match": '"s1"',
   });
   await assertProblem(stale, 412);
@@ -781,7 +748,7 @@ Deno.test("PUT with If-Match is a compare-and-set: the current ETag wins, a stal
   assert.equal(now.version, 2);
 
   // `*` matches any current version.
-  const any = await call(svc, "PUT", `${CONFIG}/model_path`, body("v3"), { "if-match": "*" });
+  const any = await send(svc.app, "PUT", `${CONFIG}/model_path`, body("v3"), { "if-match": "*" });
   assert.equal(any.status, 200);
   await any.body?.cancel();
 });
@@ -795,11 +762,13 @@ Deno.test("DELETE with a stale If-Match is 412 and the entry stays; the current 
     service_name: "asr-service",
   });
   await assertProblem(
-    await call(svc, "DELETE", `${CONFIG}/model_path?${SEED_Q}`, undefined, { "if-match": '"s1"' }),
+    await send(svc.app, "DELETE", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
+      "if-match": '"s1"',
+    }),
     412,
   );
   assert.equal((await getJson(svc, `${CONFIG}/model_path?${SEED_Q}`)).value, "v2");
-  const del = await call(svc, "DELETE", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
+  const del = await send(svc.app, "DELETE", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
     "if-match": '"s2"',
   });
   assert.equal(del.status, 200);
@@ -811,7 +780,7 @@ Deno.test('If-None-Match uses the weak comparison: W/"s1" is a 304 too', async (
   await create(svc, SEED);
   // RFC 9110 §13.1.2: If-None-Match compares weakly; proxies that compress turn strong
   // ETags weak, and clients send them back that way.
-  const res = await call(svc, "GET", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
+  const res = await send(svc.app, "GET", `${CONFIG}/model_path?${SEED_Q}`, undefined, {
     "if-none-match": 'W/"s1"',
   });
   await res.body?.cancel();
@@ -823,19 +792,19 @@ Deno.test("If-Match with the global entry's ETag does not match the service entr
   const dev = { environment: "development" };
   await create(svc, { key: "timeout", value: "30", ...dev });
   // A client reads the value its service sees: the global entry answers, ETag "g1".
-  const read = await call(svc, "GET", `${CONFIG}/timeout?${SEED_Q}`);
+  const read = await send(svc.app, "GET", `${CONFIG}/timeout?${SEED_Q}`);
   const etag = read.headers.get("etag")!;
   assert.equal(etag, '"g1"');
   await read.body?.cancel();
   // Meanwhile someone creates the service entry (also version 1, ETag "s1").
   await create(svc, { key: "timeout", value: "20", ...dev, service_name: "asr-service" });
   // A compare-and-set with the ETag of another representation must fail.
-  const put = await call(svc, "PUT", `${CONFIG}/timeout`, {
+  const put = await send(svc.app, "PUT", `${CONFIG}/timeout`, {
     value: "25",
     ...dev,
     service_name: "asr-service",
   }, { "if-match": etag });
-  const del = await call(svc, "DELETE", `${CONFIG}/timeout?${SEED_Q}`, undefined, {
+  const del = await send(svc.app, "DELETE", `${CONFIG}/timeout?${SEED_Q}`, undefined, {
     "if-match": etag,
   });
   const got = await getJson(svc, `${CONFIG}/timeout?${SEED_Q}`);
@@ -851,7 +820,7 @@ Deno.test("history survives delete, pages with limit/offset, and versions contin
   const env = { environment: "development" };
   await create(svc, { key: "k", value: "one", ...env });
   await update(svc, "k", { value: "two", ...env });
-  const del = await call(svc, "DELETE", `${CONFIG}/k?environment=development`);
+  const del = await send(svc.app, "DELETE", `${CONFIG}/k?environment=development`);
   assert.equal(del.status, 200);
   await del.body?.cancel();
 
@@ -863,7 +832,7 @@ Deno.test("history survives delete, pages with limit/offset, and versions contin
 
   const { json: again } = await create(svc, { key: "k", value: "three", ...env });
   assert.equal(again.version, 4, "versions never repeat for an id");
-  const res = await call(svc, "GET", `${CONFIG}/k?environment=development`);
+  const res = await send(svc.app, "GET", `${CONFIG}/k?environment=development`);
   assert.equal(res.headers.get("etag"), '"g4"');
   await res.body?.cancel();
 
@@ -897,7 +866,7 @@ Deno.test("POST /api/v1/config/:key/rollback writes a new version with the old v
     service_name: "asr-service",
     description: "v2",
   });
-  const res = await call(svc, "POST", `${CONFIG}/model_path/rollback`, {
+  const res = await send(svc.app, "POST", `${CONFIG}/model_path/rollback`, {
     environment: "development",
     service_name: "asr-service",
     version: 1,
@@ -921,7 +890,7 @@ Deno.test("POST /api/v1/config/:key/rollback writes a new version with the old v
   assert.deepEqual(history[0].value, { path: "/models/asr", beams: 4 });
 
   await assertProblem(
-    await call(svc, "POST", `${CONFIG}/model_path/rollback`, {
+    await send(svc.app, "POST", `${CONFIG}/model_path/rollback`, {
       environment: "development",
       service_name: "asr-service",
       version: 99,
@@ -929,7 +898,7 @@ Deno.test("POST /api/v1/config/:key/rollback writes a new version with the old v
     404,
   );
   await assertProblem(
-    await call(svc, "POST", `${CONFIG}/model_path/rollback`, {
+    await send(svc.app, "POST", `${CONFIG}/model_path/rollback`, {
       environment: "development",
       service_name: "asr-service",
       version: 0,
@@ -952,7 +921,7 @@ Deno.test("updated_by comes from X-User, else anonymous", async () => {
   assert.equal(b.updated_by, "anonymous");
   const c = await update(svc, "k", { value: 3, environment: "development" }, { "x-user": "" });
   assert.equal(c.updated_by, "anonymous");
-  const d = await call(svc, "DELETE", `${CONFIG}/k?environment=development`, undefined, {
+  const d = await send(svc.app, "DELETE", `${CONFIG}/k?environment=development`, undefined, {
     "x-user": "bob",
   });
   assert.equal((await d.json()).updated_by, "bob");
@@ -1054,7 +1023,7 @@ Deno.test("a blocking list with index returns soon after a write in its scope", 
   const index = await settledIndex(svc, 1);
 
   let answeredAt = 0;
-  const pending = call(svc, "GET", `${CONFIG}?environment=development&index=${index}&wait=5s`)
+  const pending = send(svc.app, "GET", `${CONFIG}?environment=development&index=${index}&wait=5s`)
     .then((res) => {
       answeredAt = Date.now();
       return res;
@@ -1083,7 +1052,11 @@ Deno.test("a blocking list with nothing changing returns after wait; index needs
   const index = await settledIndex(svc, 1);
 
   const t0 = Date.now();
-  const res = await call(svc, "GET", `${CONFIG}?environment=development&index=${index}&wait=300ms`);
+  const res = await send(
+    svc.app,
+    "GET",
+    `${CONFIG}?environment=development&index=${index}&wait=300ms`,
+  );
   const elapsed = Date.now() - t0;
   assert.equal(res.status, 200);
   assert.equal((await res.json()).length, 1);
@@ -1093,14 +1066,14 @@ Deno.test("a blocking list with nothing changing returns after wait; index needs
 
   // An index older than the latest change answers at once.
   const t1 = Date.now();
-  const old = await call(svc, "GET", `${CONFIG}?environment=development&index=0&wait=5s`);
+  const old = await send(svc.app, "GET", `${CONFIG}?environment=development&index=0&wait=5s`);
   assert.equal(old.status, 200);
   await old.body?.cancel();
   assert.ok(Date.now() - t1 < 1_000, "a stale index does not block");
 
-  await assertProblem(await call(svc, "GET", `${CONFIG}?index=${index}`), 400, "environment");
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}?index=${index}`), 400, "environment");
   await assertProblem(
-    await call(svc, "GET", `${CONFIG}?environment=development&index=0&wait=forever`),
+    await send(svc.app, "GET", `${CONFIG}?environment=development&index=0&wait=forever`),
     400,
     "wait",
   );
@@ -1146,14 +1119,14 @@ Deno.test("secret values are masked in every response and ?reveal=true is forbid
     assert.equal(list[0].value, MASK);
     const history = await getJson(svc, `${CONFIG}/db_password/history?${SEED_Q}`);
     assert.deepEqual(history.map((h: { value: unknown }) => h.value), [MASK, MASK]);
-    const bulk = await call(svc, "POST", `${CONFIG}/bulk`, {
+    const bulk = await send(svc.app, "POST", `${CONFIG}/bulk`, {
       keys: ["db_password"],
       environment: "development",
       service_name: "asr-service",
     });
     assert.deepEqual(await bulk.json(), { db_password: MASK });
 
-    const rolled = await call(svc, "POST", `${CONFIG}/db_password/rollback`, {
+    const rolled = await send(svc.app, "POST", `${CONFIG}/db_password/rollback`, {
       environment: "development",
       service_name: "asr-service",
       version: 1,
@@ -1167,7 +1140,7 @@ Deno.test("secret values are masked in every response and ?reveal=true is forbid
     const all = JSON.stringify([created, put, got, list, history, ev, ev2, ev3]);
     assert.doesNotMatch(all, /hunter2|correct horse/);
 
-    const reveal = await call(svc, "GET", `${CONFIG}/db_password?${SEED_Q}&reveal=true`);
+    const reveal = await send(svc.app, "GET", `${CONFIG}/db_password?${SEED_Q}&reveal=true`);
     await assertProblem(reveal, 403);
   } finally {
     await watcher.cancel();
@@ -1197,7 +1170,7 @@ Deno.test("keys with / work when the path carries them as %2F", async () => {
   const got = await getJson(svc, `${CONFIG}/db%2Fhost?environment=development`);
   assert.equal(got.key, "db/host");
   assert.equal(got.value, "pg-1");
-  const put = await call(svc, "PUT", `${CONFIG}/db%2Fhost`, {
+  const put = await send(svc.app, "PUT", `${CONFIG}/db%2Fhost`, {
     value: "pg-2",
     environment: "development",
   });
@@ -1205,13 +1178,13 @@ Deno.test("keys with / work when the path carries them as %2F", async () => {
   assert.equal((await put.json()).value, "pg-2");
   const history = await getJson(svc, `${CONFIG}/db%2Fhost/history?environment=development`);
   assert.deepEqual(history.map((h: { value: unknown }) => h.value), ["pg-2", "pg-1"]);
-  const rb = await call(svc, "POST", `${CONFIG}/db%2Fhost/rollback`, {
+  const rb = await send(svc.app, "POST", `${CONFIG}/db%2Fhost/rollback`, {
     environment: "development",
     version: 1,
   });
   assert.equal(rb.status, 200);
   assert.equal((await rb.json()).value, "pg-1");
-  const bulk = await call(svc, "POST", `${CONFIG}/bulk`, {
+  const bulk = await send(svc.app, "POST", `${CONFIG}/bulk`, {
     keys: ["db/host"],
     environment: "development",
   });
@@ -1220,10 +1193,13 @@ Deno.test("keys with / work when the path carries them as %2F", async () => {
     (await getJson(svc, `${CONFIG}?keys=db%2Fhost`)).map((e: { key: string }) => e.key),
     ["db/host"],
   );
-  const del = await call(svc, "DELETE", `${CONFIG}/db%2Fhost?environment=development`);
+  const del = await send(svc.app, "DELETE", `${CONFIG}/db%2Fhost?environment=development`);
   assert.equal(del.status, 200);
   assert.equal((await del.json()).key, "db/host");
-  await assertProblem(await call(svc, "GET", `${CONFIG}/db%2Fhost?environment=development`), 404);
+  await assertProblem(
+    await send(svc.app, "GET", `${CONFIG}/db%2Fhost?environment=development`),
+    404,
+  );
 });
 
 Deno.test("a key POST accepts is one GET /api/v1/config/{key} can read back", async () => {
@@ -1232,15 +1208,19 @@ Deno.test("a key POST accepts is one GET /api/v1/config/{key} can read back", as
   // All valid per the key pattern; each must either be refused at creation (400 naming key)
   // or be readable through its percent-encoded path.
   for (const key of ["status", "watch", ".", "..", "bulk", "a..b", ".hidden"]) {
-    const post = await call(svc, "POST", CONFIG, { key, value: key, environment: "development" });
+    const post = await send(svc.app, "POST", CONFIG, {
+      key,
+      value: key,
+      environment: "development",
+    });
     if (post.status === 400) {
       await assertProblem(post, 400, "key");
       continue;
     }
     assert.equal(post.status, 201, `POST ${key}`);
     await post.body?.cancel();
-    const res = await call(
-      svc,
+    const res = await send(
+      svc.app,
       "GET",
       `${CONFIG}/${encodeURIComponent(key)}?environment=development`,
     );
@@ -1282,7 +1262,7 @@ Deno.test("GET /api/v1/config/watch streams created, updated, rolled_back and de
     assert.equal(updated.data.version, 2);
     assert.ok(Number(updated.id) > Number(created.id));
 
-    const rb = await call(svc, "POST", `${CONFIG}/k/rollback`, { ...env, version: 1 });
+    const rb = await send(svc.app, "POST", `${CONFIG}/k/rollback`, { ...env, version: 1 });
     assert.equal(rb.status, 200);
     await rb.body?.cancel();
     const rolled = await watcher.next(1_000);
@@ -1290,7 +1270,7 @@ Deno.test("GET /api/v1/config/watch streams created, updated, rolled_back and de
     assert.deepEqual(rolled.data.value, { n: 1 });
     assert.equal(rolled.data.version, 3);
 
-    const del = await call(svc, "DELETE", `${CONFIG}/k?${SEED_Q}`);
+    const del = await send(svc.app, "DELETE", `${CONFIG}/k?${SEED_Q}`);
     assert.equal(del.status, 200);
     await del.body?.cancel();
     const deleted = await watcher.next(1_000);
@@ -1390,9 +1370,9 @@ Deno.test("Last-Event-ID replays exactly the changes missed while disconnected, 
 
 Deno.test("a watch without environment or with a bad Last-Event-ID is a 400 problem", async () => {
   await using svc = await startService(embeddedSettings());
-  await assertProblem(await call(svc, "GET", `${CONFIG}/watch`), 400, "environment");
+  await assertProblem(await send(svc.app, "GET", `${CONFIG}/watch`), 400, "environment");
   await assertProblem(
-    await call(svc, "GET", `${CONFIG}/watch?environment=development`, undefined, {
+    await send(svc.app, "GET", `${CONFIG}/watch?environment=development`, undefined, {
       "last-event-id": "abc",
     }),
     400,
@@ -1422,10 +1402,11 @@ Deno.test("GET /openapi.json documents every configuration path", async () => {
 Deno.test("GET /api/v1/config lists every scope, or with service_name= only the global one", async () => {
   await using svc = await startService(embeddedSettings());
   for (const service_name of [null, "orders"]) {
-    const res = await svc.app.request("/api/v1/config", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ key: "k", value: 1, environment: "development", service_name }),
+    const res = await send(svc.app, "POST", "/api/v1/config", {
+      key: "k",
+      value: 1,
+      environment: "development",
+      service_name,
     });
     assert.equal(res.status, 201);
     await res.body?.cancel();

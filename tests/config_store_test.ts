@@ -11,13 +11,12 @@ import { PostgresConfigStore } from "../lib/config/postgres_store.ts";
 import type { ConfigStore, WriteResult } from "../lib/config/store.ts";
 import type { EntryId, StoredEntry } from "../lib/config/model.ts";
 import { ConflictError, NotFoundError, PreconditionFailedError } from "../lib/errors.ts";
-import { serverTest, tempDir } from "./_helpers.ts";
+import { serverTest, sleep, tempDir } from "./_helpers.ts";
 
 type Made = { store: ConfigStore; cleanup: () => Promise<void> };
 type Register = (caseName: string, fn: () => Promise<void>) => void;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function eid(key: string, service = "", environment = "dev"): EntryId {
   return { environment, service, key };

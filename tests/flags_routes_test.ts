@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { OpenFeature } from "@openfeature/server-sdk";
 import { OFREPProvider } from "@openfeature/ofrep-provider";
-import { embeddedSettings, startService, tempFile, waitFor } from "./_helpers.ts";
+import { embeddedSettings, get, post, startService, tempFile, waitFor } from "./_helpers.ts";
 
 const FEATURES = [
   { name: "dark-mode", enabled: true, strategies: [{ name: "default" }] },
@@ -77,21 +77,6 @@ async function service(doc: unknown = { version: 2, features: FEATURES, segments
 }
 
 type App = Awaited<ReturnType<typeof service>>["app"];
-
-async function post(app: App, path: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await app.request(path, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
-}
-
-async function get(app: App, path: string) {
-  const res = await app.request(path);
-  return { status: res.status, headers: res.headers, body: await res.json() };
-}
 
 /** Waits until the actor has read the file (the first poll runs at start). */
 async function ready(app: App, flag = "dark-mode") {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { Unleash } from "unleash-client";
-import { serverTest, stackSettings, startService, waitFor } from "./_helpers.ts";
+import { get, post, serverTest, stackSettings, startService, waitFor } from "./_helpers.ts";
 import { readTopic, sleep, tempDatabase, tempTopic } from "./_pg.ts";
 import { clientTokens, UNLEASH_VARS, UnleashAdmin } from "./_unleash.ts";
 
@@ -15,20 +15,6 @@ const VARS = [...UNLEASH_VARS, "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "REDIS
 const DEV = "development";
 
 type Svc = Awaited<ReturnType<typeof startService>>;
-
-async function post(svc: Svc, path: string, body: unknown) {
-  const res = await svc.app.request(path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-}
-
-async function get(svc: Svc, path: string) {
-  const res = await svc.app.request(path);
-  return { status: res.status, body: await res.json() };
-}
 
 /** A service on the stack with its own database and topic, polling Unleash every second. */
 async function service(over: Record<string, string> = {}) {
@@ -45,7 +31,7 @@ async function service(over: Record<string, string> = {}) {
 }
 
 const evaluate = (svc: Svc, body: Record<string, unknown>) =>
-  post(svc, "/api/v1/feature-flags/evaluate", { environment: DEV, ...body });
+  post(svc.app, "/api/v1/feature-flags/evaluate", { environment: DEV, ...body });
 
 serverTest("unleash", VARS, "seed shapes and the same answers as Unleash's Node SDK", async () => {
   const admin = new UnleashAdmin();
@@ -137,21 +123,21 @@ serverTest("unleash", VARS, "seed shapes and the same answers as Unleash's Node 
     assert.ok(on > 50 && on < 110, `40% rollout gave ${on}/200`);
 
     // Seed shapes against Unleash.
-    const list = await get(svc, `/api/v1/feature-flags?environment=${DEV}`);
+    const list = await get(svc.app, `/api/v1/feature-flags?environment=${DEV}`);
     assert.equal(list.status, 200);
     const mine = list.body.find((f: { name: string }) => f.name === rollout);
     assert.deepEqual({ name: mine.name, enabled: mine.enabled }, { name: rollout, enabled: true });
-    const one = await get(svc, `/api/v1/feature-flags/${constrained}?environment=${DEV}`);
+    const one = await get(svc.app, `/api/v1/feature-flags/${constrained}?environment=${DEV}`);
     assert.equal(one.body.name, constrained);
     assert.equal(one.body.enabled, true);
     assert.deepEqual(one.body.variants, []);
     assert.equal(one.body.strategies[0].name, "flexibleRollout");
     assert.equal(one.body.strategies[0].constraints.length, 2);
-    const sync = await post(svc, `/api/v1/feature-flags/sync?environment=${DEV}`, {});
+    const sync = await post(svc.app, `/api/v1/feature-flags/sync?environment=${DEV}`, {});
     assert.equal(sync.status, 200);
     assert.equal(sync.body.environment, DEV);
     assert.ok(sync.body.flags_synced >= 3);
-    const b = await post(svc, "/api/v1/feature-flags/evaluate/boolean", {
+    const b = await post(svc.app, "/api/v1/feature-flags/evaluate/boolean", {
       flag_name: constrained,
       user_id: "u",
       context: { region: "us-west", age: 40 },
@@ -199,7 +185,7 @@ serverTest(
       for (const svc of [a, b]) {
         await waitFor(
           async () =>
-            (await post(svc, "/api/v1/feature-flags/evaluate/boolean", {
+            (await post(svc.app, "/api/v1/feature-flags/evaluate/boolean", {
               flag_name: f,
               environment: "production",
             })).body.value === true,
@@ -221,7 +207,7 @@ serverTest(
       );
       const seenAfter = Date.now() - t0;
       await reader.until(() => mine().length >= 1, 15_000);
-      const prodStill = await post(a, "/api/v1/feature-flags/evaluate/boolean", {
+      const prodStill = await post(a.app, "/api/v1/feature-flags/evaluate/boolean", {
         flag_name: f,
         environment: "production",
       });
@@ -271,9 +257,9 @@ serverTest("unleash", VARS, "without client tokens the admin token provisions th
     await using s = await startService(settings);
     await waitFor(
       async () => {
-        const r = await post(s, "/api/v1/feature-flags/sync?environment=staging", {});
+        const r = await post(s.app, "/api/v1/feature-flags/sync?environment=staging", {});
         return r.status === 200 &&
-          (await post(s, "/api/v1/feature-flags/evaluate/boolean", {
+          (await post(s.app, "/api/v1/feature-flags/evaluate/boolean", {
               flag_name: f,
               environment: "staging",
             })).body.value === true;

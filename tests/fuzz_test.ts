@@ -19,6 +19,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  call,
   capturedLog,
   embeddedSettings,
   startService,
@@ -1034,28 +1035,6 @@ async function fuzzService(over: Record<string, string> = {}) {
     SERVICE_ADVERTISE_URL: "http://127.0.0.1:1",
     ...over,
   }));
-}
-
-async function call(
-  app: App,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-) {
-  const res = await app.request(path, {
-    method,
-    headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
-    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return {
-    status: res.status,
-    headers: res.headers,
-    text,
-    // deno-lint-ignore no-explicit-any
-    body: parseJson(text) as any,
-  };
 }
 
 /** Entries, an instance and flag definitions for the fuzzer to hit. */

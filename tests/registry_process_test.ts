@@ -5,7 +5,16 @@
  * session still owns. Runs in parallel with other files: it never stops a server.
  */
 import assert from "node:assert/strict";
-import { embeddedSettings, serverTest, startService, waitFor } from "./_helpers.ts";
+import {
+  embeddedSettings,
+  get,
+  type InProcessApp as App,
+  post,
+  serverTest,
+  startService,
+  stubInstance,
+  waitFor,
+} from "./_helpers.ts";
 import { type ServiceProcess, spawnService } from "./_process.ts";
 import {
   call,
@@ -32,22 +41,6 @@ import {
   zkProxy,
 } from "./_zk.ts";
 
-type App = { request: (p: string, i?: RequestInit) => Response | Promise<Response> };
-
-async function post(app: App, path: string, body: unknown) {
-  const res = await app.request(path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-}
-
-async function get(app: App, path: string) {
-  const res = await app.request(path);
-  return { status: res.status, body: await res.json() };
-}
-
 /** Status of one instance as GET /services/{name} lists it (undefined when not listed). */
 async function statusOf(app: App, service: string, id: string): Promise<string | undefined> {
   const r = await get(app, `/api/v1/registry/services/${service}`);
@@ -55,18 +48,9 @@ async function statusOf(app: App, service: string, id: string): Promise<string |
   return r.body.instances.find((i: { instance_id: string }) => i.instance_id === id)?.status;
 }
 
-/** A real HTTP instance whose /health answers 200 (other paths 404: "not provided"). */
-function liveStub() {
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const ok = new URL(req.url).pathname === "/health";
-    return new Response(ok ? "ok" : "not here", { status: ok ? 200 : 404 });
-  });
-  return { url: `http://127.0.0.1:${server.addr.port}`, server };
-}
-
 /** A URL nobody listens on: a stub started and shut down again. */
 async function deadUrl(): Promise<string> {
-  const s = liveStub();
+  const s = stubInstance();
   await s.server.shutdown();
   return s.url;
 }
@@ -132,7 +116,7 @@ Deno.test("an instance unhealthy longer than SERVICE_DEREGISTER_AFTER is removed
     HEALTH_CHECK_MAX_RETRIES: "0",
     HEALTH_CHECK_INITIAL_RETRY_DELAY: "0.01",
   }));
-  const live = liveStub();
+  const live = stubInstance();
   const dead = await deadUrl();
   try {
     const regs = [
@@ -495,7 +479,7 @@ serverTest(
     const dir = `${base}/svc-lt`;
     const ids = instanceIds("lt", 3);
     const proxy = zkProxy();
-    const stub = liveStub();
+    const stub = stubInstance();
     const zk = await openZk();
     let svc: ServiceProcess | undefined;
     try {

@@ -1,15 +1,17 @@
 import assert from "node:assert/strict";
 import {
   embeddedSettings,
+  PROBLEM,
   registerInstance,
+  send,
   serverTest,
   stackSettings,
   startService,
+  stubInstance,
   waitFor,
 } from "./_helpers.ts";
 import { ZkSession } from "../lib/backends/zookeeper.ts";
 
-const PROBLEM = "application/problem+json";
 const FAST = {
   SERVICE_HEALTH_CHECK_INTERVAL: "0.2",
   HEALTH_CHECK_TIMEOUT: "0.5",
@@ -44,31 +46,8 @@ function bothRegistries(name: string, fn: (start: Start) => Promise<void>): void
     }));
 }
 
-/** A real HTTP instance: /health answers `status()`; /ready and /live 404 unless set. */
-function stubInstance(opts: { health?: () => number; ready?: () => number } = {}) {
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const path = new URL(req.url).pathname;
-    if (path === "/health") return new Response("ok", { status: opts.health?.() ?? 200 });
-    if (path === "/ready" && opts.ready) return new Response("", { status: opts.ready() });
-    return new Response("not here", { status: 404 });
-  });
-  return { url: `http://127.0.0.1:${server.addr.port}`, server };
-}
-
 async function json(res: Response) {
   return { status: res.status, type: res.headers.get("content-type"), body: await res.json() };
-}
-
-function post(
-  app: { request: (p: string, i?: RequestInit) => Response | Promise<Response> },
-  path: string,
-  body: unknown,
-) {
-  return app.request(path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
 }
 
 bothRegistries(
@@ -83,7 +62,7 @@ bothRegistries(
         health_check_url: `${inst.url}/health`,
         metadata: { instance_id: "asr-service-1", version: "1.0.0" },
       };
-      const first = await json(await post(svc.app, "/api/v1/registry/register", reg));
+      const first = await json(await send(svc.app, "POST", "/api/v1/registry/register", reg));
       assert.equal(first.status, 201);
       assert.deepEqual(first.body, {
         instance_id: "asr-service-1",
@@ -91,7 +70,7 @@ bothRegistries(
         service_url: inst.url,
         status: "registered",
       });
-      const again = await post(svc.app, "/api/v1/registry/register", reg);
+      const again = await send(svc.app, "POST", "/api/v1/registry/register", reg);
       assert.equal(again.status, 200);
       await again.body?.cancel();
     } finally {
@@ -110,7 +89,7 @@ bothRegistries(
     await dead.server.shutdown();
     try {
       for (const [id, url] of [["live-1", live.url], ["dead-1", deadUrl]]) {
-        const r = await post(svc.app, "/api/v1/registry/register", {
+        const r = await send(svc.app, "POST", "/api/v1/registry/register", {
           service_name: "svc-a",
           service_url: url,
           metadata: { instance_id: id },
@@ -158,14 +137,16 @@ bothRegistries(
     const failing = stubInstance({ ready: () => 500 });
     try {
       for (const [id, url] of [["ok-1", ok.url], ["bad-1", failing.url]]) {
-        const r = await post(svc.app, "/api/v1/registry/register", {
+        const r = await send(svc.app, "POST", "/api/v1/registry/register", {
           service_name: "svc-h",
           service_url: url,
           metadata: { instance_id: id },
         });
         await r.body?.cancel();
       }
-      const res = await json(await post(svc.app, "/api/v1/registry/services/svc-h/health", {}));
+      const res = await json(
+        await send(svc.app, "POST", "/api/v1/registry/services/svc-h/health", {}),
+      );
       assert.equal(res.status, 200);
       // A failing additional endpoint (/ready 500) is unhealthy; a 404 one (/live) is not.
       assert.deepEqual(res.body, {
@@ -188,14 +169,14 @@ bothRegistries(
 
 bothRegistries("deregister removes an instance; unknown ones are 404 problems", async (start) => {
   await using svc = await start(FAST);
-  const r = await post(svc.app, "/api/v1/registry/register", {
+  const r = await send(svc.app, "POST", "/api/v1/registry/register", {
     service_name: "svc-d",
     service_url: "http://127.0.0.1:9",
     metadata: { instance_id: "d-1" },
   });
   await r.body?.cancel();
   const del = await json(
-    await post(svc.app, "/api/v1/registry/deregister", {
+    await send(svc.app, "POST", "/api/v1/registry/deregister", {
       service_name: "svc-d",
       instance_id: "d-1",
     }),
@@ -206,7 +187,7 @@ bothRegistries("deregister removes an instance; unknown ones are 404 problems", 
     body: { service_name: "svc-d", instance_id: "d-1", status: "deregistered" },
   });
   const again = await json(
-    await post(svc.app, "/api/v1/registry/deregister", {
+    await send(svc.app, "POST", "/api/v1/registry/deregister", {
       service_name: "svc-d",
       instance_id: "d-1",
     }),
@@ -228,7 +209,7 @@ bothRegistries("deregister removes an instance; unknown ones are 404 problems", 
 
 bothRegistries("url answers 503 when no instance is healthy", async (start) => {
   await using svc = await start({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" });
-  const r = await post(svc.app, "/api/v1/registry/register", {
+  const r = await send(svc.app, "POST", "/api/v1/registry/register", {
     service_name: "svc-u",
     service_url: "http://127.0.0.1:9",
   });
@@ -254,7 +235,7 @@ bothRegistries(
         ["service_name", { service_name: "bad name", service_url: "http://127.0.0.1:9" }],
       ] as const
     ) {
-      const res = await json(await post(svc.app, "/api/v1/registry/register", body));
+      const res = await json(await send(svc.app, "POST", "/api/v1/registry/register", body));
       assert.equal(res.status, 400, JSON.stringify(body));
       assert.equal(res.type, PROBLEM);
       assert.ok(
@@ -269,7 +250,7 @@ Deno.test("registrations survive a restart of the service (durable records)", as
   const settings = embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" });
   {
     await using svc = await startService(settings);
-    const r = await post(svc.app, "/api/v1/registry/register", {
+    const r = await send(svc.app, "POST", "/api/v1/registry/register", {
       service_name: "svc-r",
       service_url: "http://127.0.0.1:9",
       metadata: { instance_id: "r-1", zone: "a" },
@@ -322,7 +303,7 @@ serverTest(
           10_000,
           "zookeeper up",
         );
-        const r = await post(svc.app, "/api/v1/registry/register", {
+        const r = await send(svc.app, "POST", "/api/v1/registry/register", {
           service_name: "asr-service",
           service_url: "http://127.0.0.1:8087",
           metadata: { instance_id: "asr-1", version: "1.0.0" },
@@ -341,13 +322,13 @@ serverTest(
         );
         assert.equal(data.payload.metadata.version, "1.0.0");
         assert.notEqual(await zk.owner(`${base}/asr-service/asr-1`), "", "ephemeral");
-        const r2 = await post(svc.app, "/api/v1/registry/register", {
+        const r2 = await send(svc.app, "POST", "/api/v1/registry/register", {
           service_name: "asr-service",
           service_url: "http://127.0.0.1:8088",
           metadata: { instance_id: "asr-2" },
         });
         await r2.body?.cancel();
-        const d = await post(svc.app, "/api/v1/registry/deregister", {
+        const d = await send(svc.app, "POST", "/api/v1/registry/deregister", {
           service_name: "asr-service",
           instance_id: "asr-2",
         });
@@ -397,7 +378,7 @@ serverTest(
         eachMessage: ({ message }) =>
           Promise.resolve(void seen.push(JSON.parse(String(message.value)))),
       });
-      const r = await post(svc.app, "/api/v1/registry/register", {
+      const r = await send(svc.app, "POST", "/api/v1/registry/register", {
         service_name: "svc-k",
         service_url: live.url,
         metadata: { instance_id: "k-1" },
@@ -405,7 +386,7 @@ serverTest(
       assert.equal(r.status, 201);
       await r.body?.cancel();
       await waitFor(() => seen.some((e) => e.type === "healthy"), 20_000, "healthy event");
-      const d = await post(svc.app, "/api/v1/registry/deregister", {
+      const d = await send(svc.app, "POST", "/api/v1/registry/deregister", {
         service_name: "svc-k",
         instance_id: "k-1",
       });
@@ -436,7 +417,7 @@ bothRegistries(
     const b = stubInstance();
     try {
       const reg = async (service: string, id: string, url: string, weight?: string) => {
-        const r = await post(svc.app, "/api/v1/registry/register", {
+        const r = await send(svc.app, "POST", "/api/v1/registry/register", {
           service_name: service,
           service_url: url,
           metadata: { instance_id: id, ...(weight ? { weight } : {}) },
@@ -449,7 +430,9 @@ bothRegistries(
       await reg("wt", "light", a.url, "1");
       await reg("wt", "heavy", b.url, "3");
       for (const s of ["rr", "wt"]) {
-        const h = await json(await post(svc.app, `/api/v1/registry/services/${s}/health`, {}));
+        const h = await json(
+          await send(svc.app, "POST", `/api/v1/registry/services/${s}/health`, {}),
+        );
         assert.equal(h.body.healthy_instances, 2);
       }
       const picks: string[] = [];

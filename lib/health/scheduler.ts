@@ -3,6 +3,7 @@
  * never two checks of one instance at once. It performs no I/O itself; the check is a callback
  * (the health actor's probe + status update), so the same scheduler serves tests and benches.
  */
+import { type Clock, realClock, type TimerHandle } from "../clock.ts";
 import { log } from "../log.ts";
 
 /** Scheduler configuration; durations in milliseconds. */
@@ -15,8 +16,10 @@ export interface SchedulerOptions {
   jitter?: number;
   /** Runs one key's check; must not throw (a throw is logged and otherwise ignored). */
   check: (key: string) => Promise<void>;
-  /** Monotonic clock in ms (tests); defaults to `performance.now`. */
-  now?: () => number;
+  /** Time and timers (default {@link realClock}); tests pass a clock they advance by hand. */
+  clock?: Clock;
+  /** Uniform in [0, 1), for the stagger and the jitter (default `Math.random`). */
+  random?: () => number;
 }
 
 /** Counters for metrics and benches. */
@@ -75,7 +78,8 @@ export class Scheduler {
   #concurrency: number;
   #jitter: number;
   #check: (key: string) => Promise<void>;
-  #now: () => number;
+  #clock: Clock;
+  #random: () => number;
 
   #entries = new Map<string, Entry>();
   /** Min-heap by `due` of "scheduled" entries: the timer only ever needs its top. */
@@ -93,7 +97,7 @@ export class Scheduler {
   #inFlight = 0;
 
   #started = false;
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timer: TimerHandle | null = null;
   #timerDue = Infinity;
 
   #checks = 0;
@@ -111,7 +115,8 @@ export class Scheduler {
     this.#concurrency = Math.floor(o.concurrency);
     this.#jitter = Math.min(1, Math.max(0, o.jitter ?? 0.1));
     this.#check = o.check;
-    this.#now = o.now ?? (() => performance.now());
+    this.#clock = o.clock ?? realClock;
+    this.#random = o.random ?? Math.random;
   }
 
   /** Schedules `key` (first check after a random stagger once started); no-op if present. */
@@ -121,7 +126,7 @@ export class Scheduler {
     this.#entries.set(key, e);
     // A manual check of a not-yet-added key may be running: let it finish first.
     if (this.#running.has(key)) e.phase = "running";
-    else if (this.#started) this.#schedule(e, this.#now() + Math.random() * this.#interval);
+    else if (this.#started) this.#schedule(e, this.#clock.now() + this.#random() * this.#interval);
   }
 
   /** Cancels `key`'s schedule; a running check of it finishes but is not rescheduled. */
@@ -168,9 +173,9 @@ export class Scheduler {
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    const now = this.#now();
+    const now = this.#clock.now();
     for (const e of this.#entries.values()) {
-      if (e.phase === "idle") this.#schedule(e, now + Math.random() * this.#interval);
+      if (e.phase === "idle") this.#schedule(e, now + this.#random() * this.#interval);
     }
     this.#arm();
   }
@@ -211,7 +216,7 @@ export class Scheduler {
 
   /** A jittered interval, so keys added together drift apart instead of probing in bursts. */
   #period(): number {
-    return this.#interval * (1 + this.#jitter * (2 * Math.random() - 1));
+    return this.#interval * (1 + this.#jitter * (2 * this.#random() - 1));
   }
 
   #schedule(e: Entry, due: number): void {
@@ -240,12 +245,12 @@ export class Scheduler {
     if (this.#timer !== null && this.#timerDue <= due) return;
     this.#clearTimer();
     this.#timerDue = due;
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, due - this.#now()));
-    this.#timer = setTimeout(() => this.#fire(), delay);
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, due - this.#clock.now()));
+    this.#timer = this.#clock.setTimeout(() => this.#fire(), delay);
   }
 
   #clearTimer(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
     this.#timerDue = Infinity;
   }
@@ -255,7 +260,7 @@ export class Scheduler {
     this.#timerDue = Infinity;
     if (!this.#started) return;
     // 1 ms of tolerance: timers may fire a hair before the monotonic clock reaches `due`.
-    const now = this.#now() + 1;
+    const now = this.#clock.now() + 1;
     while (this.#heap.length > 0 && this.#heap[0].due <= now) {
       const e = this.#heapPop();
       e.phase = "queued";
@@ -313,10 +318,10 @@ export class Scheduler {
   #execute(key: string, due: number | null, resolve: () => void): void {
     this.#inFlight++;
     this.#checks++;
-    const start = this.#now();
+    const start = this.#clock.now();
     if (due !== null) this.#maxLateness = Math.max(this.#maxLateness, start - due);
     this.#invoke(key).then(() => {
-      const end = this.#now();
+      const end = this.#clock.now();
       this.#inFlight--;
       this.#running.delete(key);
       const e = this.#entries.get(key);

@@ -6,7 +6,7 @@
  * Unleash is stopped through `scripts/stack.sh` and always started again in `finally`.
  */
 import assert from "node:assert/strict";
-import { serverTest, stack } from "../_helpers.ts";
+import { serverTest, stack, until } from "../_helpers.ts";
 import { type ServiceProcess, spawnService } from "../_process.ts";
 import { call, killService, sleep, stackChildEnv, tempDatabase, waitBackend } from "../_pg.ts";
 import { UNLEASH_VARS, UnleashAdmin } from "../_unleash.ts";
@@ -22,17 +22,6 @@ async function evaluate(svc: ServiceProcess, flag: string) {
   });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body as { value: boolean; reason: string; error_code?: string };
-}
-
-async function until<T>(fn: () => Promise<T>, ok: (t: T) => boolean, ms: number, what: string) {
-  const end = Date.now() + ms;
-  let last: T | undefined;
-  while (Date.now() < end) {
-    last = await fn();
-    if (ok(last)) return last;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last)}`);
 }
 
 serverTest(
@@ -55,7 +44,11 @@ serverTest(
     try {
       const f = await admin.flag("outage", { [DEV]: [{ name: "default" }] });
       svc = await spawnService(env, { keepBackends: true });
-      await until(() => evaluate(svc!, f), (r) => r.value === true, 15_000, "first sync");
+      await until(() => evaluate(svc!, f), (r) => r.value === true, {
+        timeoutMs: 15_000,
+        intervalMs: 200,
+        what: "first sync",
+      });
 
       await stack("stop", "unleash");
       unleashStopped = true;
@@ -93,8 +86,7 @@ serverTest(
       const back = await until(
         () => evaluate(svc!, f),
         (r) => r.reason === "STATIC",
-        20_000,
-        "recovery",
+        { timeoutMs: 20_000, intervalMs: 200, what: "recovery" },
       );
       assert.equal(back.value, true);
       console.log(`  flags live again ${Date.now() - t1} ms after Unleash was ready`);

@@ -6,7 +6,7 @@
  * run serially after the parallel suite; ZooKeeper is always started again in a `finally`.
  */
 import assert from "node:assert/strict";
-import { serverTest, stack } from "../_helpers.ts";
+import { PROBLEM, serverTest, stack, stubInstance } from "../_helpers.ts";
 import { type ServiceProcess, spawnService } from "../_process.ts";
 import { call, killService, sleep, stackChildEnv, waitBackend } from "../_pg.ts";
 import {
@@ -24,16 +24,6 @@ import {
 import type { ZkSession } from "../../lib/backends/zookeeper.ts";
 
 const SESSION_MS = 4_000;
-const PROBLEM = "application/problem+json";
-
-/** A real HTTP instance whose /health answers 200 (other paths 404: "not provided"). */
-function liveStub() {
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const ok = new URL(req.url).pathname === "/health";
-    return new Response(ok ? "ok" : "not here", { status: ok ? 200 : 404 });
-  });
-  return { url: `http://127.0.0.1:${server.addr.port}`, server };
-}
 
 /** A child on embedded SQLite records and ZooKeeper under `base` (4 s sessions, INFO logs). */
 function spawnZkChild(base: string, over: Record<string, string> = {}) {
@@ -149,7 +139,7 @@ serverTest(
     const base = tempBasePath();
     const dir = `${base}/svc-zx`;
     const ids = instanceIds("zx", 10);
-    const stub = liveStub();
+    const stub = stubInstance();
     let svc: ServiceProcess | undefined;
     let zk: ZkSession | undefined = await openZk();
     let zkStopped = false;
