@@ -1,4 +1,4 @@
-/** Messages every actor answers. Types only. */
+/** Messages every actor answers, and the event every actor sends. Types only. */
 import type { BackendStatus } from "./protocol.ts";
 import type { Collected } from "../lib/metrics.ts";
 
@@ -14,3 +14,6 @@ export type CommonCalls = {
   /** Self-message: periodic probe of the backends. */
   probe: { req: NoFields; res: BackendStatus[] };
 };
+
+/** The state of the actor's backends, sent after every probe; feeds `/health`. */
+export type CommonEvent = { type: "backend_status"; backends: BackendStatus[] };

@@ -1,11 +1,12 @@
 /** Main-thread client of the HealthActor. */
 import { ActorClient, type ActorClientOptions } from "./actor_client.ts";
-import type { HealthCalls } from "./health_protocol.ts";
+import type { HealthCalls, HealthEvent } from "./health_protocol.ts";
 
 type Req<K extends keyof HealthCalls> = HealthCalls[K]["req"];
 
-export class HealthClient extends ActorClient<HealthCalls> {
-  constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
+/** Main-thread client of the HealthActor: one typed method per message. */
+export class HealthClient extends ActorClient<HealthCalls, HealthEvent> {
+  constructor(opts: Omit<ActorClientOptions<HealthEvent>, "name" | "url">) {
     super({
       ...opts,
       name: "health",

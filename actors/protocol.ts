@@ -7,7 +7,10 @@
  */
 import type { SerializedError } from "../lib/errors.ts";
 import type { Settings } from "../lib/settings.ts";
-import type { ChangeView } from "../lib/config/model.ts";
+import type { CommonEvent } from "./common_protocol.ts";
+import type { ConfigEvent } from "./config_protocol.ts";
+import type { HealthEvent } from "./health_protocol.ts";
+import type { RegistryEvent } from "./registry_protocol.ts";
 
 /** A request map: message type → its request fields and its reply value. */
 export type CallMap = Record<string, { req: Record<string, unknown>; res: unknown }>;
@@ -66,32 +69,9 @@ export interface BackendStatus {
   checked_at?: string;
 }
 
-/** Unsolicited messages from an actor. */
-export type ActorEvent =
-  | { type: "backend_status"; backends: BackendStatus[] }
-  /** Committed configuration changes, in sequence order, for watchers. */
-  | { type: "config_changes"; changes: ChangeView[] }
-  /** The configuration store started or stopped failing (cached answers are stale). */
-  | { type: "config_store"; failing: boolean }
-  /** Registrations added/updated (with what a health check needs) or removed (keys). */
-  | { type: "registry_changed"; added: HealthTarget[]; removed: string[] }
-  /** Outcomes of health checks, for the registry. */
-  | { type: "health_results"; results: HealthOutcome[] }
-  /** This replica gained or lost leadership of health checking. */
-  | { type: "leadership"; leader: boolean }
-  /** These services' instances or statuses changed (answers about them are stale). */
-  | { type: "registry_services_changed"; services: string[] };
-
-/** What the HealthActor needs to check one instance; `key` is `service/instance`. */
-export interface HealthTarget {
-  key: string;
-  health_check_url: string;
-  service_url: string;
-}
-
-export interface HealthOutcome {
-  key: string;
-  healthy: boolean;
-  checked_at: string;
-  reason?: string;
-}
+/**
+ * Unsolicited messages from any actor, as they cross the wire. Each actor's own events are
+ * declared in its protocol file, and its client's `onEvent` sees only those (plus
+ * {@link CommonEvent}).
+ */
+export type ActorEvent = CommonEvent | ConfigEvent | RegistryEvent | HealthEvent;

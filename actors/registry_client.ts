@@ -1,6 +1,6 @@
 /** Main-thread client of the RegistryActor: one typed method per message. */
 import { ActorClient, type ActorClientOptions } from "./actor_client.ts";
-import type { RegistryCalls } from "./registry_protocol.ts";
+import type { RegistryCalls, RegistryEvent } from "./registry_protocol.ts";
 import { NearCache } from "../lib/near_cache.ts";
 
 type Req<K extends keyof RegistryCalls> = RegistryCalls[K]["req"];
@@ -8,11 +8,12 @@ type Req<K extends keyof RegistryCalls> = RegistryCalls[K]["req"];
 /** Services whose answers are kept on the HTTP thread at most. */
 const NEAR_SERVICES = 2_000;
 
-export class RegistryClient extends ActorClient<RegistryCalls> {
+/** Main-thread client of the RegistryActor, with a near cache of its service answers. */
+export class RegistryClient extends ActorClient<RegistryCalls, RegistryEvent> {
   /** Ready `{service_name, instances}` answers by service; member "all" or "healthy". */
   readonly near = new NearCache<string>(NEAR_SERVICES * 2);
 
-  constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
+  constructor(opts: Omit<ActorClientOptions<RegistryEvent>, "name" | "url">) {
     super({
       ...opts,
       name: "registry",
@@ -50,6 +51,9 @@ export class RegistryClient extends ActorClient<RegistryCalls> {
   }
   all() {
     return this.call({ type: "all" });
+  }
+  reannounce() {
+    return this.call({ type: "reannounce" });
   }
   async answer(r: Req<"answer">): Promise<string> {
     const epoch = this.near.epoch;

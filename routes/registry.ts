@@ -303,18 +303,10 @@ function checkNow(r: Router, d: RegistryDeps): void {
       const { service_name } = c.req.valid("param");
       const list = await registry.instances({ service: service_name });
       const outcomes = await health.checkNow({
-        keys: list.map((i) => `${i.service_name}/${i.instance_id}`),
+        targets: list.map((i) => ({ service: i.service_name, id: i.instance_id })),
       });
       // Recorded before answering, so a read right after sees these outcomes.
-      await Promise.all(outcomes.map((o) =>
-        registry.healthResult({
-          service: service_name,
-          id: o.key.slice(service_name.length + 1),
-          healthy: o.healthy,
-          checked_at: o.checked_at,
-          reason: o.reason,
-        })
-      ));
+      await Promise.all(outcomes.map((o) => registry.healthResult(o)));
       const healthy = outcomes.filter((o) => o.healthy).length;
       return c.json({
         service_name,

@@ -24,6 +24,13 @@ export interface Instance {
   last_heartbeat: string | null;
   /** When the current unhealthy streak began; null while healthy or unchecked. */
   unhealthy_since: string | null;
+  /**
+   * Set while the instance is unhealthy for a missed heartbeat: the status its next heartbeat
+   * restores (a health check that passes meanwhile makes that `healthy`, and nothing more: a
+   * TTL is its own check, as in Consul). Absent or null while its heartbeats are current.
+   * Stored with the record, so a restart keeps it.
+   */
+  missed_heartbeat?: InstanceStatus | null;
 }
 
 /** Longest accepted service or health-check URL, in characters. */

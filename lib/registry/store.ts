@@ -1,24 +1,31 @@
 /**
  * Durable registration records: the source of truth the ZooKeeper ephemerals are rebuilt
- * from (on reconnect, session expiry and restart). SQLite in embedded mode, PostgreSQL
- * otherwise; one table, so both implementations share the SQL text where they can.
+ * from (on reconnect, session expiry and restart), heartbeat state included. SQLite in
+ * embedded mode, PostgreSQL otherwise; one table, so both implementations share the SQL text
+ * where they can.
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { Sql } from "../backends/postgres.ts";
 import type { Instance, InstanceStatus } from "./model.ts";
 
+/** What a health outcome or a heartbeat changes in a record. */
+export type HealthFields = Pick<
+  Instance,
+  "status" | "last_health_check" | "unhealthy_since" | "missed_heartbeat"
+>;
+
+/** The registration records. */
 export interface RegistryStore {
+  /** Creates the table, or adds to an existing one the columns it lacks. */
   migrate(): Promise<void>;
   /** Inserts or replaces; resolves true when the instance was new. */
   upsert(i: Instance): Promise<boolean>;
   /** Resolves true when it existed. */
   remove(service: string, id: string): Promise<boolean>;
   list(): Promise<Instance[]>;
-  setHealth(
-    service: string,
-    id: string,
-    h: { status: InstanceStatus; last_health_check: string | null; unhealthy_since: string | null },
-  ): Promise<void>;
+  /** Writes the health fields (`missed_heartbeat` absent is written as null). */
+  setHealth(service: string, id: string, h: HealthFields): Promise<void>;
+  /** Resolves true when the instance exists. */
   heartbeat(service: string, id: string, at: string): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -27,8 +34,11 @@ const DDL = `CREATE TABLE IF NOT EXISTS registry_instances (
   service_name TEXT NOT NULL, instance_id TEXT NOT NULL, service_url TEXT NOT NULL,
   health_check_url TEXT NOT NULL, metadata TEXT NOT NULL, status TEXT NOT NULL,
   last_health_check TEXT, registered_at TEXT NOT NULL, ttl_seconds INTEGER,
-  last_heartbeat TEXT, unhealthy_since TEXT,
+  last_heartbeat TEXT, unhealthy_since TEXT, missed_heartbeat TEXT,
   PRIMARY KEY (service_name, instance_id))`;
+
+/** Columns added after the table's first release: name → SQL type, for existing tables. */
+const ADDED_COLUMNS = { missed_heartbeat: "TEXT" } as const;
 
 const COLUMNS = [
   "service_name",
@@ -42,10 +52,15 @@ const COLUMNS = [
   "ttl_seconds",
   "last_heartbeat",
   "unhealthy_since",
+  "missed_heartbeat",
 ] as const;
 
 function toRow(i: Instance): Record<(typeof COLUMNS)[number], string | number | null> {
-  return { ...i, metadata: JSON.stringify(i.metadata) };
+  return {
+    ...i,
+    metadata: JSON.stringify(i.metadata),
+    missed_heartbeat: i.missed_heartbeat ?? null,
+  };
 }
 
 function fromRow(r: Record<string, unknown>): Instance {
@@ -63,6 +78,7 @@ function fromRow(r: Record<string, unknown>): Instance {
       : Number(r.ttl_seconds),
     last_heartbeat: (r.last_heartbeat as string | null) ?? null,
     unhealthy_since: (r.unhealthy_since as string | null) ?? null,
+    missed_heartbeat: (r.missed_heartbeat as InstanceStatus | null) ?? null,
   };
 }
 
@@ -73,6 +89,16 @@ export class SqliteRegistryStore implements RegistryStore {
   }
   migrate(): Promise<void> {
     this.#db.exec(DDL);
+    // SQLite has no ADD COLUMN IF NOT EXISTS: add what the table's columns lack.
+    const have = new Set(
+      (this.#db.prepare("PRAGMA table_info(registry_instances)").all() as { name: string }[])
+        .map((c) => c.name),
+    );
+    for (const [name, type] of Object.entries(ADDED_COLUMNS)) {
+      if (!have.has(name)) {
+        this.#db.exec(`ALTER TABLE registry_instances ADD COLUMN ${name} ${type}`);
+      }
+    }
     return Promise.resolve();
   }
   upsert(i: Instance): Promise<boolean> {
@@ -98,15 +124,18 @@ export class SqliteRegistryStore implements RegistryStore {
     ).all() as Record<string, unknown>[];
     return Promise.resolve(rows.map(fromRow));
   }
-  setHealth(
-    service: string,
-    id: string,
-    h: { status: InstanceStatus; last_health_check: string | null; unhealthy_since: string | null },
-  ): Promise<void> {
+  setHealth(service: string, id: string, h: HealthFields): Promise<void> {
     this.#db.prepare(
-      `UPDATE registry_instances SET status = ?, last_health_check = ?, unhealthy_since = ?
-       WHERE service_name = ? AND instance_id = ?`,
-    ).run(h.status, h.last_health_check, h.unhealthy_since, service, id);
+      `UPDATE registry_instances SET status = ?, last_health_check = ?, unhealthy_since = ?,
+       missed_heartbeat = ? WHERE service_name = ? AND instance_id = ?`,
+    ).run(
+      h.status,
+      h.last_health_check,
+      h.unhealthy_since,
+      h.missed_heartbeat ?? null,
+      service,
+      id,
+    );
     return Promise.resolve();
   }
   heartbeat(service: string, id: string, at: string): Promise<boolean> {
@@ -128,6 +157,19 @@ export class PostgresRegistryStore implements RegistryStore {
   }
   async migrate(): Promise<void> {
     await this.#sql.unsafe(DDL);
+    // Looked up first: ALTER TABLE takes an exclusive lock even when the column exists.
+    const have = new Set(
+      (await this.#sql`SELECT column_name FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = 'registry_instances'`)
+        .map((r) => String(r.column_name)),
+    );
+    for (const [name, type] of Object.entries(ADDED_COLUMNS)) {
+      if (have.has(name)) continue;
+      // IF NOT EXISTS: another replica may add it between the lookup and here.
+      await this.#sql.unsafe(
+        `ALTER TABLE registry_instances ADD COLUMN IF NOT EXISTS ${name} ${type}`,
+      );
+    }
   }
   async upsert(i: Instance): Promise<boolean> {
     const row = toRow(i);
@@ -136,7 +178,8 @@ export class PostgresRegistryStore implements RegistryStore {
         service_url = excluded.service_url, health_check_url = excluded.health_check_url,
         metadata = excluded.metadata, status = excluded.status,
         last_health_check = excluded.last_health_check, ttl_seconds = excluded.ttl_seconds,
-        last_heartbeat = excluded.last_heartbeat, unhealthy_since = excluded.unhealthy_since
+        last_heartbeat = excluded.last_heartbeat, unhealthy_since = excluded.unhealthy_since,
+        missed_heartbeat = excluded.missed_heartbeat
       RETURNING (xmax = 0) AS inserted`;
     return Boolean(r[0].inserted);
   }
@@ -150,13 +193,10 @@ export class PostgresRegistryStore implements RegistryStore {
       ORDER BY service_name, instance_id`;
     return rows.map(fromRow);
   }
-  async setHealth(
-    service: string,
-    id: string,
-    h: { status: InstanceStatus; last_health_check: string | null; unhealthy_since: string | null },
-  ): Promise<void> {
+  async setHealth(service: string, id: string, h: HealthFields): Promise<void> {
     await this.#sql`UPDATE registry_instances SET status = ${h.status},
-      last_health_check = ${h.last_health_check}, unhealthy_since = ${h.unhealthy_since}
+      last_health_check = ${h.last_health_check}, unhealthy_since = ${h.unhealthy_since},
+      missed_heartbeat = ${h.missed_heartbeat ?? null}
       WHERE service_name = ${service} AND instance_id = ${id}`;
   }
   async heartbeat(service: string, id: string, at: string): Promise<boolean> {

@@ -1,0 +1,390 @@
+/**
+ * The RegistryActor's behaviour, over its adapters: the durable records (the source of truth,
+ * heartbeat state included), the live view (ZooKeeper ephemerals, or the embedded view), the
+ * Kafka publisher of registry events. Runs in its worker (registry_worker.ts) and, in tests,
+ * without one.
+ *
+ * Every change to an instance runs in the mailbox queue of that instance
+ * ({@link instanceKey}): messages through {@link entityOf}, the sweep through
+ * `ctx.exclusive`. So a handler's reads and writes of one instance never interleave with
+ * another's, and the last message to arrive decides its state.
+ */
+import type { ActorContext } from "./actor_host.ts";
+import type { RegistryAdapters, RegistryEventSink } from "./registry_adapters.ts";
+import type { MessageOf } from "./protocol.ts";
+import type { InstanceRef, RegisterInput, RegistryCalls, Strategy } from "./registry_protocol.ts";
+import type { HealthOutcome } from "./health_protocol.ts";
+import type { RegistryStore } from "../lib/registry/store.ts";
+import type { RegistryBackend } from "../lib/registry/backend.ts";
+import type { BackendMonitor } from "./monitor.ts";
+import { InstanceIndex } from "../lib/registry/instances.ts";
+import { Balancer, type Instance } from "../lib/registry/model.ts";
+import { registration, registrationId } from "../lib/registry/registration.ts";
+import type { Collected } from "../lib/metrics.ts";
+import { BackendUnavailableError, NotFoundError } from "../lib/errors.ts";
+import { log } from "../lib/log.ts";
+
+type Ctx = ActorContext<RegistryCalls>;
+
+/** How often the sweep runs (heartbeat TTLs, SERVICE_DEREGISTER_AFTER), ms. */
+export const SWEEP_MS = 1_000;
+
+/** The mailbox key of one instance. */
+export function instanceKey(service: string, id: string): string {
+  return `instance:${service}/${id}`;
+}
+
+/**
+ * The instance a message changes, as its mailbox key; undefined for reads, probes and the
+ * sweep (which takes each instance's key itself). A registration is keyed by the instance id
+ * it will get; one whose id cannot be computed is refused by its handler before it changes
+ * anything, so it needs no key.
+ */
+export function entityOf(msg: MessageOf<RegistryCalls>): string | undefined {
+  switch (msg.type) {
+    case "register":
+      try {
+        return instanceKey(msg.input.service_name, registrationId(msg.input));
+      } catch {
+        return undefined;
+      }
+    case "deregister":
+    case "heartbeat":
+    case "health_result":
+      return instanceKey(msg.service, msg.id);
+    default:
+      return undefined;
+  }
+}
+
+/** The registry: records, live view, balancing, heartbeat TTLs and health outcomes. */
+export class RegistryActor {
+  readonly #ctx: Ctx;
+  readonly #store: RegistryStore;
+  readonly #backend: RegistryBackend;
+  readonly #monitor: BackendMonitor;
+  readonly #events: RegistryEventSink | null;
+  readonly #index = new InstanceIndex((service) => this.#changed(service));
+  readonly #balancer = new Balancer();
+  /** Services changed in this turn, reported to the main thread once per turn. */
+  #changedServices: Set<string> | null = null;
+
+  constructor(ctx: Ctx, adapters: RegistryAdapters) {
+    this.#ctx = ctx;
+    this.#store = adapters.store;
+    this.#backend = adapters.backend;
+    this.#monitor = adapters.monitor;
+    this.#events = adapters.events ?? null;
+  }
+
+  /**
+   * Loads the records, makes them live again (with ZooKeeper: once the session is open),
+   * joins the leadership, announces the restored instances, and schedules the probes and
+   * the sweep.
+   */
+  async start(): Promise<void> {
+    await this.#store.migrate();
+    for (const i of await this.#store.list()) this.#index.set(i);
+    const restored = this.#index.all();
+    for (const i of restored) void this.#backend.putLater(i);
+    this.#backend.start();
+    if (restored.length > 0) this.#announce(restored, []);
+    this.#monitor.start(this.#ctx);
+    this.#ctx.after(SWEEP_MS, { type: "sweep" });
+  }
+
+  /**
+   * Announces every registration and this replica's leadership again: the HealthActor
+   * restarted without its targets (see `wireHealth`).
+   */
+  reannounce(): void {
+    this.#announce(this.#index.all(), []);
+    this.#ctx.emit({ type: "leadership", leader: this.#backend.leader });
+  }
+
+  /** Closes the live view (its ephemerals go), the event publisher and the store. */
+  async close(): Promise<void> {
+    this.#backend.close();
+    await this.#events?.close();
+    await this.#store.close().catch(() => {});
+  }
+
+  status() {
+    return this.#monitor.check(this.#ctx);
+  }
+
+  probe() {
+    return this.#monitor.tick(this.#ctx);
+  }
+
+  metrics(): Collected[] {
+    const by = new Map<string, number>();
+    for (const i of this.#index.all()) by.set(i.status, (by.get(i.status) ?? 0) + 1);
+    return [{
+      name: "registry_instances",
+      help: "Registered service instances by status",
+      type: "gauge" as const,
+      samples: [...by].map(([status, value]) => ({ labels: { status }, value })),
+    }];
+  }
+
+  /** Every instance (durable view), by service. */
+  all(): Instance[] {
+    return this.#index.all();
+  }
+
+  /** @throws {NotFoundError} when the service has no instance. */
+  answer(service: string, healthyOnly: boolean): string {
+    return this.#index.answer(service, healthyOnly);
+  }
+
+  /** @throws {NotFoundError} when the service has no instance. */
+  instances(service: string): Instance[] {
+    const list = this.#index.byService(service);
+    if (list.length === 0) throw new NotFoundError(`No service ${service} is registered`);
+    return list;
+  }
+
+  /**
+   * A healthy instance of `service` by `strategy`.
+   * @throws {NotFoundError} when the service has no instance.
+   * @throws {BackendUnavailableError} when none of them is healthy.
+   */
+  pick(service: string, strategy?: Strategy): Instance {
+    const list = this.instances(service);
+    const chosen = this.#balancer.pick(
+      service,
+      list.filter((i) => i.status === "healthy"),
+      strategy,
+    );
+    if (!chosen) {
+      throw new BackendUnavailableError(
+        "registry",
+        `No healthy instance of ${service} (${list.length} registered)`,
+      );
+    }
+    return chosen;
+  }
+
+  /**
+   * Registers (or updates) an instance: durable first, then live; the acknowledgement means
+   * both. Registering again with the same address keeps what health checks and heartbeats
+   * learned.
+   * @throws {ValidationError} for an invalid name or URL, or a probe target outside
+   *   HEALTH_CHECK_ALLOWED_NETWORKS.
+   * @throws {BackendUnavailableError} when the live view cannot be written (the previous
+   *   registration, if any, is restored).
+   */
+  async register(input: RegisterInput): Promise<{ instance: Instance; created: boolean }> {
+    const { instance, prev } = registration(
+      input,
+      (id) => this.#index.get(input.service_name, id),
+      {
+        allowedNetworks: this.#ctx.settings.HEALTH_CHECK_ALLOWED_NETWORKS,
+        now: new Date().toISOString(),
+      },
+    );
+    const id = instance.instance_id;
+    const created = await this.#store.upsert(instance);
+    this.#index.set(instance);
+    try {
+      await this.#backend.put(instance);
+    } catch (err) {
+      // Not acknowledged, so not registered: put back what was there before.
+      if (prev) {
+        await this.#store.upsert(prev);
+        this.#index.set(prev);
+        await this.#backend.putLater(prev);
+      } else {
+        await this.#store.remove(instance.service_name, id);
+        this.#index.delete(instance.service_name, id);
+        this.#backend.forget(instance.service_name, id);
+      }
+      throw err;
+    }
+    this.#announce([instance], []);
+    this.#publish(prev ? "updated" : "registered", instance);
+    log.info("instance registered", { service: instance.service_name, instance: id, created });
+    return { instance, created: !prev && created };
+  }
+
+  /**
+   * Removes an instance: its record, then its znode (which, failing, follows when the session
+   * reconnects or expires).
+   * @throws {NotFoundError} when it is not registered.
+   */
+  async deregister(ref: InstanceRef, why = "deregistered"): Promise<Instance> {
+    const { service, id } = ref;
+    const prev = this.#index.get(service, id);
+    if (!prev) throw new NotFoundError(`No instance ${id} of ${service}`);
+    await this.#store.remove(service, id);
+    this.#index.delete(service, id);
+    await this.#backend.remove(service, id).catch((err) => {
+      log.warn("znode removal failed", { service, instance: id, error: String(err) });
+    });
+    this.#announce([], [{ service, id }]);
+    this.#publish("deregistered", prev, why);
+    log.info("instance deregistered", { service, instance: id, reason: why });
+    return prev;
+  }
+
+  /**
+   * Records a heartbeat; after a missed one, restores the status from before the miss (or
+   * what a health check found since).
+   * @throws {NotFoundError} when the instance is not registered.
+   */
+  async heartbeat({ service, id }: InstanceRef): Promise<Instance> {
+    const i = this.#index.get(service, id);
+    if (!i) throw new NotFoundError(`No instance ${id} of ${service}`);
+    const at = new Date().toISOString();
+    await this.#store.heartbeat(service, id, at);
+    const beat: Instance = { ...i, last_heartbeat: at };
+    const before = i.missed_heartbeat;
+    if (!before) {
+      this.#index.set(beat);
+      return beat;
+    }
+    return await this.#apply(beat, {
+      ...beat,
+      status: before,
+      unhealthy_since: before === "unhealthy" ? i.unhealthy_since : null,
+      missed_heartbeat: null,
+    });
+  }
+
+  /**
+   * Records a health check's outcome; null when the instance is gone. An instance that
+   * missed its heartbeat stays unhealthy until it heartbeats: the outcome is kept for then.
+   */
+  async healthResult(o: HealthOutcome): Promise<Instance | null> {
+    const i = this.#index.get(o.service, o.id);
+    if (!i) return null;
+    if (i.missed_heartbeat) {
+      const found = o.healthy ? "healthy" : "unhealthy";
+      return await this.#setHealth(i, false, o.checked_at, "missed heartbeat", found);
+    }
+    return await this.#setHealth(i, o.healthy, o.checked_at, o.reason);
+  }
+
+  /**
+   * Marks instances whose heartbeat TTL passed unhealthy and removes those unhealthy longer
+   * than SERVICE_DEREGISTER_AFTER; nothing disappears silently otherwise. Each instance is
+   * re-read in its own mailbox queue, after the changes to it already queued. Schedules the
+   * next sweep.
+   */
+  async sweep(): Promise<void> {
+    try {
+      await Promise.all(
+        this.#index.all().map((i) => {
+          const { service_name: service, instance_id: id } = i;
+          return this.#ctx.exclusive(instanceKey(service, id), () => this.#sweepOne(service, id))
+            .catch((err) => {
+              log.warn("registry sweep failed for an instance", {
+                service,
+                instance: id,
+                error: String(err),
+              });
+            });
+        }),
+      );
+    } finally {
+      this.#ctx.after(SWEEP_MS, { type: "sweep" });
+    }
+  }
+
+  async #sweepOne(service: string, id: string): Promise<void> {
+    const i = this.#index.get(service, id);
+    if (!i || this.#ctx.signal.aborted) return;
+    const now = Date.now();
+    if (
+      i.ttl_seconds && i.last_heartbeat && !i.missed_heartbeat &&
+      now - Date.parse(i.last_heartbeat) > i.ttl_seconds * 1000
+    ) {
+      log.warn("instance missed its heartbeat", { service, instance: id });
+      await this.#setHealth(i, false, i.last_health_check, "missed heartbeat", i.status);
+      return;
+    }
+    const after = this.#ctx.settings.SERVICE_DEREGISTER_AFTER * 1000;
+    if (after > 0 && i.unhealthy_since && now - Date.parse(i.unhealthy_since) > after) {
+      await this.deregister({ service, id }, "unhealthy longer than SERVICE_DEREGISTER_AFTER");
+    }
+  }
+
+  /**
+   * Records a health outcome. `checkedAt` is the health check's time, or (for heartbeat
+   * outcomes, which are no health check) the unchanged `last_health_check`. `missed` is the
+   * status a heartbeat will restore (default: unchanged).
+   */
+  #setHealth(
+    i: Instance,
+    healthy: boolean,
+    checkedAt: string | null,
+    reason?: string,
+    missed = i.missed_heartbeat ?? null,
+  ): Promise<Instance> {
+    return this.#apply(i, {
+      ...i,
+      status: healthy ? "healthy" : "unhealthy",
+      last_health_check: checkedAt,
+      unhealthy_since: healthy ? null : (i.unhealthy_since ?? new Date().toISOString()),
+      missed_heartbeat: missed,
+    }, reason);
+  }
+
+  /** Makes `next` (a new health state of `i`) the instance's state: memory, record, live view. */
+  async #apply(i: Instance, next: Instance, reason?: string): Promise<Instance> {
+    if (next.status !== i.status) {
+      log.info("instance health changed", {
+        service: i.service_name,
+        instance: i.instance_id,
+        from: i.status,
+        to: next.status,
+        reason,
+      });
+      if (next.status !== "registered") this.#publish(next.status, next, reason);
+    }
+    this.#index.set(next);
+    await this.#store.setHealth(i.service_name, i.instance_id, next);
+    await this.#backend.putLater(next);
+    return next;
+  }
+
+  #announce(added: Instance[], removed: InstanceRef[]): void {
+    this.#ctx.emit({
+      type: "registry_changed",
+      added: added.map((i) => ({
+        service: i.service_name,
+        id: i.instance_id,
+        health_check_url: i.health_check_url,
+        service_url: i.service_url,
+      })),
+      removed,
+    });
+  }
+
+  /** Publishes a registry event to REGISTRY_KAFKA_TOPIC (keyed by service/instance). */
+  #publish(type: string, i: Instance, reason?: string): void {
+    this.#events?.publish(`${i.service_name}/${i.instance_id}`, {
+      event_id: crypto.randomUUID(),
+      type,
+      service_name: i.service_name,
+      instance_id: i.instance_id,
+      service_url: i.service_url,
+      status: i.status,
+      ...(reason ? { reason } : {}),
+      at: new Date().toISOString(),
+    });
+  }
+
+  #changed(service: string): void {
+    if (!this.#changedServices) {
+      this.#changedServices = new Set();
+      queueMicrotask(() => {
+        const services = [...this.#changedServices!];
+        this.#changedServices = null;
+        this.#ctx.emit({ type: "registry_services_changed", services });
+      });
+    }
+    this.#changedServices.add(service);
+  }
+}
