@@ -18,28 +18,20 @@
  *   skips the work if it has not started it. A call that timed out is cancelled the same way.
  */
 import { setImmediate } from "node:timers";
-import {
-  ActorTimeoutError,
-  BackendUnavailableError,
-  CallCancelledError,
-  deserializeError,
-  serializeError,
-} from "../lib/errors.ts";
+import { BackendUnavailableError, CallCancelledError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { coalesce, settleWithin } from "../lib/async.ts";
-import { actorCallDuration, type HistogramSeries } from "../lib/metrics.ts";
 import { type Credential, type Settings, withCredentials } from "../lib/settings.ts";
-import type {
-  ActorEvent,
-  BackendStatus,
-  Call,
-  CallMap,
-  FromWorker,
-  MessageOf,
-  ToWorker,
-} from "./protocol.ts";
+import type { CommonEvent } from "./common_protocol.ts";
+import { CallBook } from "./call_book.ts";
+import { StartWaiters } from "./start_waiters.ts";
+import type { BackendStatus, CallMap, FromWorker, MessageOf, ToWorker } from "./protocol.ts";
 
-export interface ActorClientOptions {
+/**
+ * Client options. `E` is the actor's own events (declared in its protocol file); `onEvent`
+ * gets those and the {@link CommonEvent} every actor sends.
+ */
+export interface ActorClientOptions<E extends { type: string } = never> {
   /** Actor name, used in logs and errors. */
   name: string;
   /** Worker module, e.g. `new URL("./config_worker.ts", import.meta.url)`. */
@@ -55,7 +47,7 @@ export interface ActorClientOptions {
   /** Options passed to the worker's `init` (tests use it). */
   options?: Record<string, unknown>;
   /** Called for each unsolicited event. */
-  onEvent?: (event: ActorEvent) => void;
+  onEvent?: (event: E | CommonEvent) => void;
 }
 
 /** Options of one {@link ActorClient.call}. */
@@ -69,57 +61,26 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** A {@link ActorClient.start} waiting for the worker. */
-interface ReadyWaiter {
-  /** The module has loaded: the start timeout begins (only the first time). */
-  loaded(): void;
-  ready(): void;
-  failed(reason: string): void;
-}
-
-interface Pending {
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-  deadline: number;
-  type: string;
-  /** performance.now() when the call was made. */
-  t0: number;
-  /** The flush that posts (or posted) it: posted once {@link ActorClient.#flushes} is past. */
-  flush: number;
-  /** Removes the abort listener of the call's signal. */
-  detach?: () => void;
-}
-
 const MAX_RESTART_DELAY_MS = 5_000;
 
-export class ActorClient<M extends CallMap> {
+/** A client of the actor whose calls are `M` and whose own events are `E`. */
+export class ActorClient<M extends CallMap, E extends { type: string } = never> {
   readonly name: string;
-  #opts: ActorClientOptions;
+  #opts: ActorClientOptions<E>;
+  readonly #listeners = new Set<(event: E | CommonEvent) => void>();
+  readonly #restartListeners = new Set<() => void>();
   #timeoutMs: number;
   #worker: Worker | null = null;
   #ready = false;
   /** Whether the current worker's module has loaded (it posted `loaded`). */
   #loaded = false;
-  #readyWaiters: ReadyWaiter[] = [];
+  readonly #starts: StartWaiters;
   #stopping = false;
-  #nextId = 1;
-  #pending = new Map<number, Pending>();
-  /** Calls not yet posted: either batched for this turn or waiting for a (re)started worker. */
-  #queue: Call[] = [];
-  /** Calls of {@link #queue} cancelled or timed out before posting (left out at flush). */
-  #dropped = 0;
-  /** Posted calls whose caller is gone, to tell the worker at the next flush. */
-  #cancels: number[] = [];
-  /** Flushes that posted the queue so far. */
-  #flushes = 0;
+  readonly #book: CallBook;
   #flushScheduled = false;
-  #sweeper: ReturnType<typeof setInterval> | undefined;
   #restartDelay = 100;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #restarts = 0;
-  /** This actor's call-duration series, looked up once (every reply observes one). */
-  readonly #okSeries: HistogramSeries;
-  #errorSeries: HistogramSeries | undefined;
   #backends: BackendStatus[] = [];
   /** Date.now() when the current worker was spawned. */
   #startedAt = 0;
@@ -127,11 +88,14 @@ export class ActorClient<M extends CallMap> {
   #spawnedAt = 0;
   #loadedAt = 0;
 
-  constructor(opts: ActorClientOptions) {
+  constructor(opts: ActorClientOptions<E>) {
     this.name = opts.name;
     this.#opts = opts;
     this.#timeoutMs = opts.timeoutMs ?? opts.settings.ACTOR_CALL_TIMEOUT_MS;
-    this.#okSeries = actorCallDuration.series([opts.name, "ok"]);
+    this.#starts = new StartWaiters(opts.name);
+    this.#book = new CallBook(opts.name, this.#timeoutMs, () => {
+      if (this.#ready) this.#scheduleFlush();
+    });
   }
 
   /** How many times the worker was restarted after a crash. */
@@ -151,7 +115,7 @@ export class ActorClient<M extends CallMap> {
 
   /** Calls posted and not yet answered, plus calls queued. */
   get queueDepth(): number {
-    return this.#pending.size;
+    return this.#book.size;
   }
 
   /** Last backend states the actor reported. */
@@ -159,14 +123,6 @@ export class ActorClient<M extends CallMap> {
     return this.#backends;
   }
 
-  /**
-   * Starts the worker and resolves when it has initialised. `timeoutMs` bounds the actor's
-   * `init` and counts from when the worker's module has loaded, not from the spawn: loading
-   * and type-checking a module graph is the runtime's work and, on a cold cache or a busy
-   * machine, can take longer than any init budget. On failure the client is stopped.
-   * @throws {BackendUnavailableError} when the module fails to load, or the worker's init
-   *   fails or does not finish within `timeoutMs` of the module loading.
-   */
   /** What the worker is told at `init`: its settings, less the credentials it does not use. */
   initMessage(): Extract<ToWorker, { kind: "init" }> {
     return {
@@ -177,15 +133,43 @@ export class ActorClient<M extends CallMap> {
     };
   }
 
+  /**
+   * Starts the worker and resolves when it has initialised. `timeoutMs` bounds the actor's
+   * `init` and counts from when the worker's module has loaded, not from the spawn: loading
+   * and type-checking a module graph is the runtime's work and, on a cold cache or a busy
+   * machine, can take longer than any init budget. On failure the client is stopped.
+   * @throws {BackendUnavailableError} when the module fails to load, or the worker's init
+   *   fails or does not finish within `timeoutMs` of the module loading.
+   */
   async start(timeoutMs = 30_000): Promise<void> {
     this.#spawn();
     try {
-      await this.#waitReady(timeoutMs);
+      if (!this.#ready) await this.#starts.wait(timeoutMs, this.#loaded);
     } catch (err) {
       // Nobody will call a client whose start failed: no restart loop behind its back.
       await this.stop(0);
       throw err;
     }
+  }
+
+  /**
+   * Calls `fn` for each event of this actor from now on, after the `onEvent` given at
+   * construction (wiring between actors made after the clients exist).
+   * @returns a function that stops the calls.
+   */
+  listen(fn: (event: E | CommonEvent) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /**
+   * Calls `fn` each time a worker restarted after a crash is ready: what the old one was told
+   * (by events of other actors) is lost with it.
+   * @returns a function that stops the calls.
+   */
+  onRestarted(fn: () => void): () => void {
+    this.#restartListeners.add(fn);
+    return () => this.#restartListeners.delete(fn);
   }
 
   /** Called each time a worker (re)starts; state derived from the old one is void. */
@@ -210,62 +194,17 @@ export class ActorClient<M extends CallMap> {
     // loading (awaiting at its top level) finds no handler and is lost.
   }
 
-  #waitReady(timeoutMs: number): Promise<void> {
-    if (this.#ready) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const fail = (reason: string) => {
-        clearTimeout(timer);
-        const i = this.#readyWaiters.indexOf(waiter);
-        if (i >= 0) this.#readyWaiters.splice(i, 1);
-        reject(
-          new BackendUnavailableError(this.name, `Actor ${this.name} did not start: ${reason}`),
-        );
-      };
-      const waiter: ReadyWaiter = {
-        loaded: () => {
-          // A worker restarted after a failed init loads again: the budget keeps running.
-          timer ??= setTimeout(
-            () => fail(`init did not finish within ${timeoutMs} ms of its module loading`),
-            timeoutMs,
-          );
-        },
-        ready: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        failed: fail,
-      };
-      this.#readyWaiters.push(waiter);
-      if (this.#loaded) waiter.loaded();
-    });
-  }
-
   #onMessage(worker: Worker, m: FromWorker): void {
     if (worker !== this.#worker) return;
     switch (m.kind) {
       case "replies":
-        for (const r of m.replies) {
-          const p = this.#pending.get(r.id);
-          if (!p) continue; // timed out or cancelled already
-          this.#pending.delete(r.id);
-          p.detach?.();
-          actorCallDuration.observeInto(
-            r.ok
-              ? this.#okSeries
-              : (this.#errorSeries ??= actorCallDuration.series([this.name, "error"])),
-            (performance.now() - p.t0) / 1000,
-          );
-          if (r.ok) p.resolve(r.value);
-          else p.reject(deserializeError(r.error));
-        }
-        // The sweeper stops itself once it finds nothing pending: no timer churn per batch.
+        this.#book.answer(m.replies);
         return;
       case "loaded":
         this.#loaded = true;
         this.#loadedAt = performance.now();
         this.#post(worker, this.initMessage());
-        for (const w of this.#readyWaiters) w.loaded();
+        this.#starts.loaded();
         return;
       case "ready": {
         this.#ready = true;
@@ -275,17 +214,22 @@ export class ActorClient<M extends CallMap> {
           load_ms: Math.round(this.#loadedAt - this.#spawnedAt),
           init_ms: Math.round(now - this.#loadedAt),
         });
-        for (const w of this.#readyWaiters.splice(0)) w.ready();
-        if (this.#queue.length > 0) this.#scheduleFlush();
+        this.#starts.ready();
+        if (this.#restarts > 0) { for (const fn of this.#restartListeners) fn(); }
+        if (this.#book.queued) this.#scheduleFlush();
         return;
       }
       case "init_failed":
         this.#onCrash(worker, `init failed: ${m.error.message}`);
         return;
-      case "event":
-        if (m.event.type === "backend_status") this.#backends = m.event.backends;
-        this.#opts.onEvent?.(m.event);
+      case "event": {
+        // The worker behind this client sends only its actor's events.
+        const event = m.event as E | CommonEvent;
+        if (event.type === "backend_status") this.#backends = (event as CommonEvent).backends;
+        this.#opts.onEvent?.(event);
+        for (const l of this.#listeners) l(event);
         return;
+      }
       case "stopped":
         return;
       default: {
@@ -300,23 +244,16 @@ export class ActorClient<M extends CallMap> {
     worker.terminate();
     this.#worker = null;
     this.#ready = false;
-    const failed = this.#pending.size;
-    const err = new BackendUnavailableError(
-      this.name,
-      `Actor ${this.name} crashed and is restarting`,
+    const failed = this.#book.size;
+    // The new worker never saw the calls posted to this one; queued calls wait for it.
+    this.#book.failAll(
+      new BackendUnavailableError(this.name, `Actor ${this.name} crashed and is restarting`),
     );
-    for (const p of this.#pending.values()) {
-      p.detach?.();
-      p.reject(err);
-    }
-    this.#pending.clear();
-    // The new worker never saw the calls these ids name.
-    this.#cancels = [];
     if (this.#stopping) return;
-    if (!this.#loaded && this.#readyWaiters.length > 0) {
+    if (!this.#loaded && this.#starts.waiting) {
       // A module that did not load will not load on a retry either (a syntax or type error, a
       // missing import, a throw at its top level): start() fails now, naming why, and stops.
-      for (const w of [...this.#readyWaiters]) w.failed(`its module did not load: ${reason}`);
+      this.#starts.failed(`its module did not load: ${reason}`);
       return;
     }
     // Reset the backoff when the previous incarnation had been stable for a while.
@@ -333,8 +270,6 @@ export class ActorClient<M extends CallMap> {
       this.#spawn();
     }, this.#restartDelay);
     this.#restartDelay = Math.min(this.#restartDelay * 2, MAX_RESTART_DELAY_MS);
-    // Queued calls keep waiting for the new worker; the sweeper bounds their wait.
-    if (this.#queue.length > 0) this.#startSweeper();
   }
 
   /**
@@ -358,52 +293,12 @@ export class ActorClient<M extends CallMap> {
       );
     }
     if (signal?.aborted) {
-      this.#observe("cancelled", performance.now());
+      this.#book.observe("cancelled", performance.now());
       return Promise.reject(new CallCancelledError(this.name, msg.type));
     }
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      const p: Pending = {
-        resolve: resolve as (v: unknown) => void,
-        reject,
-        deadline: Date.now() + timeoutMs,
-        type: msg.type,
-        t0: performance.now(),
-        flush: this.#flushes,
-      };
-      if (signal) {
-        const onAbort = () => this.#drop(id, p, new CallCancelledError(this.name, msg.type));
-        signal.addEventListener("abort", onAbort, { once: true });
-        p.detach = () => signal.removeEventListener("abort", onAbort);
-      }
-      this.#pending.set(id, p);
-      this.#queue.push({ id, msg: msg as MessageOf<M> });
-      this.#startSweeper();
-      if (this.#ready) this.#scheduleFlush();
-    });
-  }
-
-  /**
-   * Forgets a pending call and rejects it with `err` (cancelled or timed out): unposted, it
-   * will never be sent; posted, the worker is told to drop it and its answer is discarded.
-   */
-  #drop(id: number, p: Pending, err: CallCancelledError | ActorTimeoutError): void {
-    if (this.#pending.get(id) !== p) return;
-    this.#pending.delete(id);
-    p.detach?.();
-    this.#observe(err instanceof CallCancelledError ? "cancelled" : "timeout", p.t0);
-    if (p.flush < this.#flushes) {
-      this.#cancels.push(id);
-      if (this.#ready) this.#scheduleFlush();
-    } else this.#dropped++;
-    p.reject(err);
-  }
-
-  #observe(outcome: "cancelled" | "timeout", t0: number): void {
-    actorCallDuration.observeInto(
-      actorCallDuration.series([this.name, outcome]),
-      (performance.now() - t0) / 1000,
-    );
+    const reply = this.#book.add(msg, timeoutMs, signal) as Promise<M[K]["res"]>;
+    if (this.#ready) this.#scheduleFlush();
+    return reply;
   }
 
   #scheduleFlush(): void {
@@ -420,21 +315,7 @@ export class ActorClient<M extends CallMap> {
   #flush = (): void => {
     this.#flushScheduled = false;
     if (!this.#ready || !this.#worker) return;
-    if (this.#cancels.length > 0) {
-      const ids = this.#cancels;
-      this.#cancels = [];
-      this.#post(this.#worker, { kind: "cancel", ids });
-    }
-    if (this.#queue.length === 0) return;
-    let calls = this.#queue;
-    this.#queue = [];
-    this.#flushes++;
-    if (this.#dropped > 0) {
-      this.#dropped = 0;
-      calls = calls.filter((c) => this.#pending.has(c.id));
-      if (calls.length === 0) return;
-    }
-    this.#post(this.#worker, { kind: "calls", calls });
+    for (const m of this.#book.take()) this.#post(this.#worker, m);
   };
 
   #post(worker: Worker, m: ToWorker): void {
@@ -442,37 +323,9 @@ export class ActorClient<M extends CallMap> {
       worker.postMessage(m);
     } catch (err) {
       // A message that cannot be cloned is a programming error: fail those calls, not the actor.
-      if (m.kind === "calls") {
-        for (const c of m.calls) {
-          const p = this.#pending.get(c.id);
-          this.#pending.delete(c.id);
-          p?.detach?.();
-          p?.reject(deserializeError(serializeError(err)));
-        }
-      } else throw err;
+      if (m.kind === "calls") this.#book.unposted(m.calls, err);
+      else throw err;
     }
-  }
-
-  #startSweeper(): void {
-    if (this.#sweeper !== undefined) return;
-    const every = Math.max(5, Math.min(100, Math.floor(this.#timeoutMs / 10)));
-    this.#sweeper = setInterval(() => this.#sweep(), every);
-  }
-
-  #stopSweeper(): void {
-    if (this.#sweeper === undefined || this.#queue.length > 0) return;
-    clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
-  }
-
-  #sweep(): void {
-    const now = Date.now();
-    for (const [id, p] of this.#pending) {
-      if (p.deadline > now) continue;
-      this.#drop(id, p, new ActorTimeoutError(this.name, this.#timeoutMs));
-      log.warn("actor call timed out", { actor: this.name, type: p.type });
-    }
-    if (this.#pending.size === 0) this.#stopSweeper();
   }
 
   /**
@@ -484,7 +337,7 @@ export class ActorClient<M extends CallMap> {
     this.#stopping = true;
     if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
     const end = Date.now() + deadlineMs;
-    while (this.#pending.size > 0 && Date.now() < end) {
+    while (this.#book.size > 0 && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 10));
     }
     const worker = this.#worker;
@@ -506,18 +359,8 @@ export class ActorClient<M extends CallMap> {
     }
     this.#worker = null;
     this.#ready = false;
-    for (const w of [...this.#readyWaiters]) w.failed("it was stopped while starting");
-    const err = new BackendUnavailableError(this.name, `Actor ${this.name} stopped`);
-    for (const p of this.#pending.values()) {
-      p.detach?.();
-      p.reject(err);
-    }
-    this.#pending.clear();
-    this.#queue = [];
-    this.#dropped = 0;
-    this.#cancels = [];
-    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
+    this.#starts.failed("it was stopped while starting");
+    this.#book.clear(new BackendUnavailableError(this.name, `Actor ${this.name} stopped`));
   }
 
   #ping = coalesce(() => this.call({ type: "ping" } as MessageOf<M> & { type: string }));
