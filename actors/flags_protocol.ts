@@ -1,26 +1,19 @@
 /** FlagActor messages. Types only. */
 import type { CommonCalls } from "./common_protocol.ts";
+import type { EvaluateOp, HttpAnswer, OfrepRequest } from "../lib/flags/evaluate.ts";
+
+export type { HttpAnswer };
 
 type NoFields = Record<never, never>;
-
-/** A ready HTTP answer: the status and the JSON text of the body. */
-export interface HttpAnswer {
-  status: number;
-  body: string;
-  etag?: string;
-}
 
 export type FlagCalls = CommonCalls & {
   /**
    * One of the seed's evaluation endpoints, from the raw request body (validated in the
    * actor). Answers the JSON text of the response; ValidationError for bad input.
    */
-  evaluate: { req: { op: "evaluate" | "boolean" | "bulk"; body: string }; res: string };
+  evaluate: { req: { op: EvaluateOp; body: string }; res: string };
   /** OFREP: one flag (`key`) or all (`key` null); `env` from the request header. */
-  ofrep: {
-    req: { key: string | null; env: string | null; body: string; inm: string | null };
-    res: HttpAnswer;
-  };
+  ofrep: { req: OfrepRequest; res: HttpAnswer };
   /** JSON text of `[{name, enabled, type?, description?, stale?}]`. */
   list: { req: { env: string }; res: string };
   /** JSON text of one flag's definition; NotFoundError when unknown. */
