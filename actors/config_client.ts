@@ -1,6 +1,12 @@
 /** Main-thread client of the ConfigActor: one typed method per message. */
 import { ActorClient, type ActorClientOptions } from "./actor_client.ts";
-import type { ConfigCalls, GetReply, WriteReply } from "./config_protocol.ts";
+import type {
+  ConfigCalls,
+  ConfigEvent,
+  GetReply,
+  ListReply,
+  WriteReply,
+} from "./config_protocol.ts";
 import type { EntryId } from "../lib/config/model.ts";
 import { NearCache } from "../lib/near_cache.ts";
 
@@ -9,11 +15,13 @@ type Req<K extends keyof ConfigCalls> = ConfigCalls[K]["req"];
 /** Near-cache group of a GET: every scope of one key, forgotten together. */
 const group = (environment: string, key: string) => `${environment}\u0000${key}`;
 
-export class ConfigClient extends ActorClient<ConfigCalls> {
+export class ConfigClient extends ActorClient<ConfigCalls, ConfigEvent> {
   readonly near: NearCache<GetReply>;
   #storeFailing = false;
+  /** See {@link changeIndex}. */
+  #index = 0;
 
-  constructor(opts: Omit<ActorClientOptions, "name" | "url">) {
+  constructor(opts: Omit<ActorClientOptions<ConfigEvent>, "name" | "url">) {
     const s = opts.settings;
     const near = new NearCache<GetReply>(
       Math.min(s.CONFIG_NEAR_CACHE_ENTRIES, s.CONFIG_CACHE_MAX_ENTRIES),
@@ -25,7 +33,10 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
       credentials: ["CONFIG_ENCRYPTION_KEY", "REDIS_PASSWORD", "DATABASE_URL"],
       onEvent: (e) => {
         if (e.type === "config_changes") {
-          for (const c of e.changes) near.forget(group(c.environment, c.key));
+          for (const c of e.changes) {
+            near.forget(group(c.environment, c.key));
+            this.#saw(c.seq);
+          }
         } else if (e.type === "config_store") {
           this.#storeFailing = e.failing;
           near.clear();
@@ -34,6 +45,27 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
       },
     });
     this.near = near;
+  }
+
+  /**
+   * The change index this process hands out (`X-Config-Index`, where a watch without
+   * `Last-Event-ID` starts): the highest change sequence it knows committed, from write
+   * replies, change events, list and index replies. Only moves forward. The one owner of the
+   * index on this thread: a write is counted before its caller hears back, so an index
+   * handed out after a write was acknowledged is never older than the write.
+   */
+  get changeIndex(): number {
+    return this.#index;
+  }
+
+  #saw(seq: number): void {
+    if (seq > this.#index) this.#index = seq;
+  }
+
+  /** Starts the worker and reads its change index. */
+  override async start(timeoutMs?: number): Promise<void> {
+    await super.start(timeoutMs);
+    await this.index();
   }
 
   protected override onSpawn(): void {
@@ -72,7 +104,9 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
   /** Forgets the written id before the writer hears back, so it reads its own write. */
   async #written(id: EntryId, p: Promise<WriteReply>): Promise<WriteReply> {
     try {
-      return await p;
+      const res = await p;
+      this.#saw(res.seq);
+      return res;
     } finally {
       this.near.forget(group(id.environment, id.key));
     }
@@ -81,9 +115,15 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
   bulk(r: Req<"bulk">, signal?: AbortSignal) {
     return this.call({ type: "bulk", ...r }, { signal });
   }
-  /** `signal`: the request's; when the client hangs up, the actor skips the work. */
-  list(r: Req<"list">, signal?: AbortSignal) {
-    return this.call({ type: "list", ...r }, { signal });
+  /**
+   * `signal`: the request's; when the client hangs up, the actor skips the work. The reply's
+   * `index` is {@link changeIndex} as of the answer: never older than a write acknowledged
+   * before it, nor than a change already sent to watchers.
+   */
+  async list(r: Req<"list">, signal?: AbortSignal): Promise<ListReply> {
+    const res = await this.call({ type: "list", ...r }, { signal });
+    this.#saw(res.index);
+    return { body: res.body, index: this.#index };
   }
   create(r: Req<"create">) {
     return this.#written(r.id, this.call({ type: "create", ...r }));
@@ -104,8 +144,10 @@ export class ConfigClient extends ActorClient<ConfigCalls> {
   changes(r: Req<"changes">, signal?: AbortSignal) {
     return this.call({ type: "changes", ...r }, { signal });
   }
-  index() {
-    return this.call({ type: "index" });
+  /** Asks the actor for its change index; resolves {@link changeIndex} after it. */
+  async index(): Promise<number> {
+    this.#saw(await this.call({ type: "index" }));
+    return this.#index;
   }
   outbox() {
     return this.call({ type: "outbox" });

@@ -82,7 +82,16 @@ export type ConfigCalls = CommonCalls & {
   tail: { req: NoFields; res: void };
   tail_tick: { req: NoFields; res: void };
   relay: { req: NoFields; res: void };
+  /** Self-message: the periodic relay round, which schedules the next one. */
+  relay_tick: { req: NoFields; res: void };
   /** Self-message: run migrations again after the store was unreachable at start. */
   open: { req: NoFields; res: void };
   prune: { req: NoFields; res: void };
 };
+
+/** ConfigActor events. */
+export type ConfigEvent =
+  /** Committed configuration changes, in sequence order, for watchers. */
+  | { type: "config_changes"; changes: ChangeView[] }
+  /** The configuration store started or stopped failing (cached answers are stale). */
+  | { type: "config_store"; failing: boolean };

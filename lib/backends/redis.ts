@@ -4,6 +4,8 @@ import type { Settings } from "../settings.ts";
 import type { BackendProbe } from "../backend.ts";
 import { log } from "../log.ts";
 
+export type { Redis };
+
 /**
  * A client that fails fast while Redis is away (no offline queue, one retry per command)
  * and keeps reconnecting in the background: Redis is a cache here, never a dependency
@@ -103,19 +105,5 @@ export function redisProbe(r: Redis): BackendProbe {
   };
 }
 
-/**
- * A short name for the store (or source) behind what we keep in Redis, so deployments and
- * test databases sharing one Redis never read each other's entries: host, port and database
- * of a PostgreSQL URL (never the credentials), or the SQLite path; any other string as is.
- */
-export function redisNamespace(what: string): string {
-  let id = what;
-  try {
-    const u = new URL(what.replace(/^postgresql\+asyncpg:/, "postgresql:"));
-    if (u.protocol.startsWith("postgres")) id = `pg:${u.hostname}:${u.port || 5432}${u.pathname}`;
-  } catch { /* a path */ }
-  // FNV-1a, 32 bits: a namespace, not a secret.
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193) >>> 0;
-  return h.toString(36);
-}
+/** The namespace of Redis keys for a store or source: see {@link storeNamespace}. */
+export { storeNamespace as redisNamespace } from "./namespace.ts";

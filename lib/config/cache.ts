@@ -35,6 +35,8 @@ export class EntryCache {
   #map = new Map<string, Slot>();
   /** Bumped by every invalidation: a store read that spans one must not fill the cache. */
   epoch = 0;
+  /** Bumped by every change of content (a snapshot's cue to look again). */
+  changes = 0;
   hits = 0;
   misses = 0;
 
@@ -59,6 +61,11 @@ export class EntryCache {
     return s;
   }
 
+  /** Every cached slot by key, least recently used first; no hits counted. */
+  entries(): IterableIterator<[string, Slot]> {
+    return this.#map.entries();
+  }
+
   /** Looks without counting a hit or refreshing recency. */
   peek(key: string): Slot | undefined {
     return this.#map.get(key);
@@ -66,6 +73,7 @@ export class EntryCache {
 
   set(key: string, slot: Slot): void {
     if (this.#max === 0) return;
+    this.changes++;
     this.#map.delete(key);
     this.#map.set(key, slot);
     while (this.#map.size > this.#max) {
@@ -76,11 +84,13 @@ export class EntryCache {
   /** Drops one id (another replica changed it). */
   invalidate(key: string): void {
     this.epoch++;
+    this.changes++;
     this.#map.delete(key);
   }
 
   clear(): void {
     this.epoch++;
+    this.changes++;
     this.#map.clear();
   }
 }

@@ -271,6 +271,23 @@ export function etagOf(e: StoredEntry): string {
   return `"${e.service ? "s" : "g"}${e.version}"`;
 }
 
+/** The entry a change leaves behind (null after a delete). */
+export function changeEntry(c: StoredChange): StoredEntry | null {
+  if (c.value === null) return null;
+  return {
+    environment: c.environment,
+    service: c.service,
+    key: c.key,
+    value: c.value,
+    secret: c.secret,
+    description: c.description,
+    version: c.version,
+    created_at: c.created_at,
+    updated_at: c.updated_at,
+    updated_by: c.updated_by,
+  };
+}
+
 /** Cache/identity key of an id. */
 export function idKey(id: EntryId): string {
   return `${id.environment}\u0000${id.service}\u0000${id.key}`;

@@ -26,9 +26,11 @@ export function sseFrame(c: ChangeView): Uint8Array {
 
 type Listener = (c: ChangeView, frame: () => Uint8Array) => void;
 
+/**
+ * Watchers by filter. It keeps no change index: where a new watcher starts is the
+ * ConfigClient's `changeIndex`, the one owner of the index on this thread.
+ */
 export class WatchHub {
-  /** Highest sequence seen. */
-  lastSeq = 0;
   readonly #shutdown = new AbortController();
 
   /** Aborted on shutdown: open streams end so the server can drain. */
@@ -42,22 +44,13 @@ export class WatchHub {
   }
   #listeners = new Set<{ filter: WatchFilter; fn: Listener }>();
 
-  /**
-   * Records a sequence this process's writes committed and acknowledged: watchers that
-   * connect and indexes handed out after the acknowledgement start past it, even before
-   * the change itself reaches the hub.
-   */
-  committed(seq: number): void {
-    if (seq > this.lastSeq) this.lastSeq = seq;
-  }
-
   get watchers(): number {
     return this.#listeners.size;
   }
 
+  /** Sends each of `changes` (in sequence order) to the watchers whose filter it matches. */
   publish(changes: ChangeView[]): void {
     for (const c of changes) {
-      if (c.seq > this.lastSeq) this.lastSeq = c.seq;
       let bytes: Uint8Array | undefined;
       const frame = () => bytes ??= sseFrame(c);
       for (const l of this.#listeners) if (matches(l.filter, c)) l.fn(c, frame);
