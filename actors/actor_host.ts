@@ -148,6 +148,22 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
   const inFlight = new Map<number, InFlight>();
   const selfScope: CallScope = { signal: abort.signal };
   const mailbox = new Mailbox();
+  // A driver may throw from its own timers, outside any await of ours (postgres.js `nextWrite`,
+  // porsager/postgres#1154, #1208): logged, and the actor keeps its state. Deno (2.9) honours
+  // `preventDefault()` on a worker's global `error`/`unhandledrejection` (the worker runs on,
+  // its `onerror` is not called). Errors thrown by our own code still crash it (restarted).
+  const contain = (e: Event, err: unknown) => {
+    const at = dependencyFrame(err);
+    if (!at) return;
+    e.preventDefault();
+    log.error("driver error outside any call; contained", {
+      actor: actorName,
+      error: `${err}`,
+      at,
+    });
+  };
+  self.addEventListener("error", (e) => contain(e, e.error));
+  self.addEventListener("unhandledrejection", (e) => contain(e, e.reason));
   /** `def.handle`, through the mailbox when the message names an entity. */
   const handle = (
     msg: MessageOf<M>,
@@ -374,4 +390,10 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
   // the runtime checks (deno test does, per worker), its imports evaluated. The client's
   // start timeout runs from here.
   scope.postMessage({ kind: "loaded" });
+}
+
+/** The innermost `at …` line of `err`'s stack if it lies in an npm dependency, else "". */
+function dependencyFrame(err: unknown): string {
+  const frame = /^\s*at .*$/m.exec(err instanceof Error ? err.stack ?? "" : "")?.[0] ?? "";
+  return /[\\/](node_modules|registry\.npmjs\.org)[\\/]/.test(frame) ? frame.trim() : "";
 }
