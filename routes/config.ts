@@ -355,7 +355,8 @@ function list(r: Router, x: Ctx): void {
         limit: q.limit,
         offset: q.offset,
       }, c.req.raw.signal);
-      c.header("X-Config-Index", String(Math.max(res.index, x.hub.lastSeq)));
+      // The client's index as of the answer: past every write acknowledged before it.
+      c.header("X-Config-Index", String(res.index));
       // The actor sends the array as JSON text already.
       return c.body(res.body, 200, { "content-type": "application/json" }) as unknown as never;
     },
@@ -402,7 +403,6 @@ function create(r: Router, x: Ctx): void {
         description: b.description ?? null,
         by: principal(c),
       });
-      x.hub.committed(res.seq);
       c.header("ETag", res.etag);
       return c.json(res.entry as z.infer<typeof Entry>, 201);
     },
@@ -501,7 +501,6 @@ function update(r: Router, x: Ctx): void {
         by: principal(c),
         ifVersion: ifMatch(c, b.service_name),
       });
-      x.hub.committed(res.seq);
       c.header("ETag", res.etag);
       return c.json(res.entry as z.infer<typeof Entry>, 200);
     },
@@ -532,7 +531,6 @@ function remove(r: Router, x: Ctx): void {
         by: principal(c),
         ifVersion: ifMatch(c, q.service_name),
       });
-      x.hub.committed(res.seq);
       return c.json(res.entry as z.infer<typeof Entry> & { deleted: true }, 200);
     },
   );
@@ -604,7 +602,6 @@ function rollback(r: Router, x: Ctx): void {
         by: principal(c),
         ifVersion: ifMatch(c, b.service_name),
       });
-      x.hub.committed(res.seq);
       c.header("ETag", res.etag);
       return c.json(res.entry as z.infer<typeof Entry>, 200);
     },
@@ -695,9 +692,11 @@ function watchStream(
 ): Response {
   let unsubscribe = () => {};
   let heartbeat: ReturnType<typeof setInterval> | undefined;
+  // Shared with cancel(): a client that hangs up during the replay must not get a heartbeat
+  // timer started after it left (enqueue on a cancelled stream throws from the timer).
+  let closed = false;
   const stream = new ReadableStream<Uint8Array>({
     async start(ctl) {
-      let closed = false;
       const close = () => {
         if (closed) return;
         closed = true;
@@ -713,7 +712,8 @@ function watchStream(
         if ((ctl.desiredSize ?? 0) < -SLOW_WATCHER_FRAMES) return close();
         ctl.enqueue(bytes);
       };
-      let sent = after ?? hub.lastSeq;
+      // Without Last-Event-ID: past every write acknowledged before this watch began.
+      let sent = after ?? config.changeIndex;
       let replaying = after !== undefined;
       const held: { seq: number; frame: () => Uint8Array }[] = [];
       unsubscribe = hub.subscribe(filter, (ch, frame) => {
@@ -752,11 +752,13 @@ function watchStream(
         }
         held.length = 0;
       }
+      if (closed) return;
       heartbeat = setInterval(() => push(enc.encode(": heartbeat\n\n")), HEARTBEAT_MS);
       if (hub.closing.aborted) close();
       else hub.closing.addEventListener("abort", close, { once: true });
     },
     cancel() {
+      closed = true;
       unsubscribe();
       clearInterval(heartbeat);
     },
