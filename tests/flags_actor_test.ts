@@ -109,6 +109,20 @@ function fileActor(over: Record<string, string> = {}) {
   return { actor, settings, path, store, events };
 }
 
+/** A FlagActor over a scripted source and a migrated SQLite store in a new directory. */
+async function scriptedActor(settings: Settings) {
+  const source = new ScriptedSource();
+  const store = new SqliteFlagStore(openSqlite(tempDir()));
+  await store.migrate();
+  const actor = new FlagActor(settings, {
+    source,
+    store,
+    cache: new NoFlagCache(),
+    events: new RecordingSink(),
+  });
+  return { actor, source };
+}
+
 Deno.test("FlagActor evaluates the flags file after start, and a change after the next poll", async () => {
   const { actor, settings, path, store, events } = fileActor();
   await store.migrate();
@@ -185,16 +199,8 @@ Deno.test("FlagActor relay backs off while the sink fails and keeps the events q
 });
 
 Deno.test("FlagActor sync answers the flags synced; a failing source is a BackendUnavailableError", async () => {
-  const source = new ScriptedSource();
   const settings = embeddedSettings({ UNLEASH_AUTO_SYNC_ON_STARTUP: "true" });
-  const store = new SqliteFlagStore(openSqlite(tempDir()));
-  await store.migrate();
-  const actor = new FlagActor(settings, {
-    source,
-    store,
-    cache: new NoFlagCache(),
-    events: new RecordingSink(),
-  });
+  const { actor, source } = await scriptedActor(settings);
   const t = testContext(settings);
   try {
     await actor.start(t.ctx);
@@ -215,16 +221,8 @@ Deno.test("FlagActor sync answers the flags synced; a failing source is a Backen
 });
 
 Deno.test("FlagActor runs one sync of an environment at a time: a poll waits for a sync", async () => {
-  const source = new ScriptedSource();
   const settings = embeddedSettings({ SUPPORTED_ENVIRONMENTS: DEV });
-  const store = new SqliteFlagStore(openSqlite(tempDir()));
-  await store.migrate();
-  const actor = new FlagActor(settings, {
-    source,
-    store,
-    cache: new NoFlagCache(),
-    events: new RecordingSink(),
-  });
+  const { actor, source } = await scriptedActor(settings);
   const t = testContext(settings);
   try {
     const { promise, resolve } = Promise.withResolvers<void>();
