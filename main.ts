@@ -108,8 +108,12 @@ async function main(): Promise<void> {
       await actors.registry.deregister(self).catch(() => {});
     }
     await Promise.all(Object.values(actors).map((a) => a.stop(Math.max(1_000, deadline / 2))));
-    clearTimeout(hardStop);
     log.lifecycle("stopped");
+    // `unload` would write what is left synchronously; awaiting also waits for a write in
+    // flight, so the last lines cannot interleave with it. Under the deadline: a stdout nobody
+    // reads must not hold the exit.
+    await log.flush();
+    clearTimeout(hardStop);
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));

@@ -377,6 +377,7 @@ export function serveActor<M extends CallMap>(def: ActorDefinition<M>): void {
           log.warn("actor stop failed", { error: String(err) });
         }
         flush();
+        await log.flush(); // the host terminates the worker on "stopped"
         scope.postMessage({ kind: "stopped" });
         return;
       }

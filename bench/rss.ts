@@ -33,7 +33,7 @@ export async function rssWithCachedEntries(
     SERVICE_PORT: "0",
     SERVICE_HOST: "127.0.0.1",
     DATA_DIR: dir,
-    LOG_LEVEL: "WARNING",
+    LOG_LEVEL: "INFO",
     CONFIG_CACHE_MAX_ENTRIES: String(n),
     ...extraEnv,
   }, "config-service listening");

@@ -15,8 +15,10 @@
  * the same flags are created in Unleash and its frontend API is measured against our
  * evaluation of the definitions synced from it (see bench/flags.ts).
  *
- * The service runs as its own process with LOG_LEVEL=WARNING (no per-request log line), as
- * does the baseline.
+ * The service runs as its own process with its default settings, as deployed: LOG_LEVEL=INFO,
+ * one JSON log line per request on a stdout pipe this process drains. One extra row measures
+ * the hot key again on a service at LOG_LEVEL=WARNING (no request log), right after the INFO
+ * row, to show what the request log costs.
  */
 import { parseArgs } from "node:util";
 import { wrk, WRK_CPU, type WrkResult } from "./wrk.ts";
@@ -61,7 +63,14 @@ interface Scenario {
   /** wrk Lua script text for POST bodies or per-request paths. */
   lua?: string;
   /** Which process serves it (the Unleash server itself for "unleash"). */
-  target?: "embedded" | "postgres" | "no-near-cache" | "bare" | "unleash" | "flags-unleash";
+  target?:
+    | "embedded"
+    | "warning"
+    | "postgres"
+    | "no-near-cache"
+    | "bare"
+    | "unleash"
+    | "flags-unleash";
 }
 
 const ENV = "development";
@@ -82,13 +91,20 @@ end
 `;
 
 const BULK_KEYS = Array.from({ length: 50 }, (_, i) => `bulk-key-${i}`);
+const HOT_KEY = "GET /api/v1/config/{key} (hot key: near cache on the HTTP thread)";
+const HOT_KEY_WARNING = "GET /api/v1/config/{key} (hot key, LOG_LEVEL=WARNING: no request log)";
 const SCENARIOS: Scenario[] = [
   { name: "GET /live (all middleware, tiny JSON)", path: "/live" },
   { name: "GET /health (all middleware, no actor hop)", path: "/health" },
   { name: "GET /ready (round trip to 4 actors)", path: "/ready" },
   {
-    name: "GET /api/v1/config/{key} (hot key: near cache on the HTTP thread)",
+    name: HOT_KEY,
     path: `/api/v1/config/model_path?environment=${ENV}&service_name=asr-service`,
+  },
+  {
+    name: HOT_KEY_WARNING,
+    path: `/api/v1/config/model_path?environment=${ENV}&service_name=asr-service`,
+    target: "warning",
   },
   {
     name: "GET /api/v1/config/{key} (cached in the actor: one round trip)",
@@ -181,6 +197,7 @@ const flagsFile = writeFlagsFile();
 tmpFiles.push(flagsFile);
 const bare = await spawnBare();
 const svc = await spawnService({ FLAGS_FILE: flagsFile });
+const quiet = wanted(HOT_KEY_WARNING) ? await spawnService({ LOG_LEVEL: "WARNING" }) : null;
 const noNear = await spawnService({ CONFIG_NEAR_CACHE_ENTRIES: "0" });
 let pg: { svc: Child; drop: () => Promise<void> } | null = null;
 let flagsUnleash: Child | null = null;
@@ -188,6 +205,7 @@ let unleashReady = false;
 let unleashFlagCount = 0;
 try {
   await seed(svc);
+  if (quiet) await seed(quiet);
   await seed(noNear);
   const pgUrl = Deno.env.get("DATABASE_URL");
   if (pgUrl && SCENARIOS.some((s) => s.target === "postgres" && wanted(s.name))) {
@@ -255,6 +273,7 @@ try {
     }
     const target = {
       embedded: svc,
+      warning: quiet,
       postgres: pg?.svc,
       "no-near-cache": noNear,
       bare,
@@ -302,6 +321,16 @@ try {
     );
   }
   const rps = (name: string) => rows.find((r) => r.name === name)?.r.rps;
+  const hot = rows.find((r) => r.name === HOT_KEY);
+  const hotQuiet = rows.find((r) => r.name === HOT_KEY_WARNING);
+  if (hot && hotQuiet) {
+    const gap = hotQuiet.r.rps / hotQuiet.base - hot.r.rps / hot.base;
+    extra.push(
+      `- request log cost, hot key: ${(hot.r.rps / hot.base).toFixed(2)}× at LOG_LEVEL=INFO ` +
+        `(default) vs ${(hotQuiet.r.rps / hotQuiet.base).toFixed(2)}× at WARNING, ` +
+        `${gap.toFixed(2)} apart (target: within 0.05)`,
+    );
+  }
   const ratio = (a?: number, b?: number) => a && b ? `${(a / b).toFixed(2)}×` : "n/a";
   const barePost = rps(FLAG_NAMES.barePost);
   const evalRow = rows.find((r) => r.name === FLAG_NAMES.evaluate);
@@ -333,6 +362,7 @@ try {
   await Promise.allSettled([
     bare.stop(),
     svc.stop(),
+    quiet?.stop(),
     noNear.stop(),
     pg?.drop(),
     flagsUnleash?.stop(),

@@ -59,7 +59,10 @@ export async function spawnChild(
   }
 }
 
-/** The service on `env` (embedded defaults unless backend variables are given). */
+/**
+ * The service on `env` (embedded defaults unless backend variables are given), at the default
+ * `LOG_LEVEL=INFO` (one log line per request, as deployed) unless `env` sets another.
+ */
 export function spawnService(env: Record<string, string> = {}): Promise<Child> {
   const dataDir = Deno.makeTempDirSync({ prefix: "cs-bench-" });
   const clean: Record<string, string> = {
@@ -74,7 +77,8 @@ export function spawnService(env: Record<string, string> = {}): Promise<Child> {
     SERVICE_PORT: "0",
     SERVICE_HOST: "127.0.0.1",
     DATA_DIR: dataDir,
-    LOG_LEVEL: "WARNING",
+    // The default, set so a LOG_LEVEL in the bench's own environment does not leak in.
+    LOG_LEVEL: "INFO",
     ...env,
   }, "config-service listening");
 }

@@ -177,3 +177,10 @@ export const healthChecks = metrics.counter(
   "Health checks of registered instances by result",
   ["result"],
 );
+/** Log lines dropped because stdout or stderr fell behind (see lib/log.ts); this isolate's. */
+export const logLinesDropped = metrics.counter(
+  "log_lines_dropped_total",
+  "Log lines dropped because stdout or stderr could not keep up with them",
+);
+// Scraped as 0 before the first drop, so alerts see the series exist.
+logLinesDropped.inc([], 0);
