@@ -1,8 +1,11 @@
 /**
  * FlagActor: keeps each environment's flag definitions (from Unleash or the flags file;
  * lib/flags/definitions.ts), persists them as last-known-good, caches them for other
- * replicas, publishes what changed, reports usage to Unleash, and evaluates locally
- * (lib/flags/evaluate.ts) over those definitions.
+ * replicas, publishes what changed, reports usage to Unleash, and publishes a snapshot of
+ * the definitions and their freshness to the HTTP thread at start and at every change
+ * (`flag_snapshot`), where requests are evaluated (lib/flags/evaluate.ts, lib/flags/snapshot.ts);
+ * the HTTP thread hands back what it counted (`usage`). The actor can evaluate too, over the
+ * same definitions.
  *
  * A poll with ETag runs every source interval; a change is stored with its events in one
  * transaction, then the outbox is relayed to the event sink. Every sync of an environment
@@ -25,8 +28,11 @@ import type { FlagEvent, FlagStore } from "../lib/flags/store.ts";
 import type { FlagCache } from "../lib/flags/cache.ts";
 import type { FlagEventSink } from "../lib/flags/event_sink.ts";
 import { FlagDefinitions, type SyncResult } from "../lib/flags/definitions.ts";
-import { EvaluationCounts } from "../lib/flags/counts.ts";
+import { type CountsBatch, EvaluationCounts } from "../lib/flags/counts.ts";
+import type { EnvSnapshot, FreshnessFacts } from "../lib/flags/snapshot.ts";
 import { type EvaluateOp, FlagEvaluator, type OfrepRequest } from "../lib/flags/evaluate.ts";
+import { clientDocument, ClientUsage, notModified } from "../lib/flags/client_api.ts";
+import type { MetricsBucket } from "../lib/flags/sources.ts";
 
 type Ctx = ActorContext<FlagCalls>;
 
@@ -57,11 +63,14 @@ export class FlagActor {
   /** The last sync error per environment: a failure is logged when it starts or changes. */
   readonly #syncErrors = new Map<string, string>();
   readonly #counts: EvaluationCounts;
+  readonly #clientUsage: ClientUsage;
   readonly #evaluator: FlagEvaluator;
   readonly #monitor: BackendMonitor;
   /** Drains the outbox; a change stored during a drain joins the next one. */
   readonly #drain = coalesce(() => this.#drainAll());
   #relayDelay = 0;
+  /** What the HTTP thread was last given per environment: its hash and freshness facts. */
+  readonly #published = new Map<string, FreshnessFacts & { hash: string }>();
 
   constructor(settings: Settings, backends: FlagBackends) {
     this.#s = settings;
@@ -88,6 +97,7 @@ export class FlagActor {
     this.#counts = new EvaluationCounts({
       usage: this.#source.kind === "unleash" && !settings.UNLEASH_DISABLE_METRICS,
     });
+    this.#clientUsage = new ClientUsage({ forward: this.#counts.usageCounted });
     this.#evaluator = new FlagEvaluator({
       environments: this.#environments,
       defaultEnvironment: defaultFlagEnvironment(settings),
@@ -112,6 +122,8 @@ export class FlagActor {
   async start(ctx: Ctx): Promise<void> {
     const s = this.#s;
     await this.#definitions.restore();
+    // Published even when empty: the HTTP thread learns the source and staleness policy.
+    this.#publish(ctx, true);
     const unleash = this.#source.kind === "unleash";
     if (!unleash || s.UNLEASH_AUTO_SYNC_ON_STARTUP) await this.poll(ctx, false);
     if (!unleash || s.UNLEASH_AUTO_SYNC_ENABLED) {
@@ -147,6 +159,7 @@ export class FlagActor {
           value: e.flags,
         })),
       },
+      ...this.#clientUsage.metrics(),
     ];
   }
 
@@ -178,6 +191,27 @@ export class FlagActor {
   /** See {@link FlagEvaluator.get}. */
   get(env: string, name: string): string {
     return this.#evaluator.get(env, name);
+  }
+
+  /** Unleash Client API: `env`'s document and ETag, or 304 when `inm` names the ETag.
+   * @throws {BackendUnavailableError} before `env` has definitions. */
+  async clientFeatures(env: string, inm: string | null): Promise<HttpAnswer> {
+    const view = this.#definitions.view(env);
+    if (!view) throw new BackendUnavailableError("flags", `No flag definitions for ${env} yet`);
+    const { body, etag } = await clientDocument(view.set);
+    return notModified(inm, etag) ? { status: 304, body: "", etag } : { status: 200, body, etag };
+  }
+
+  /** Unleash Client API: an SDK's register (`toggles` null) or metrics report in `env`;
+   * counts join the usage reported to Unleash. */
+  clientUsage(env: string, instance: string, toggles: MetricsBucket["toggles"] | null): void {
+    const known = this.#definitions.view(env)?.set.features ?? new Map();
+    this.#clientUsage.record(env, instance, toggles, known);
+  }
+
+  /** Adds what the HTTP thread counted to the `metrics` counters and the usage report. */
+  usage(counts: CountsBatch): void {
+    this.#counts.add(counts);
   }
 
   /**
@@ -253,6 +287,7 @@ export class FlagActor {
   /** Sends the usage counted since the last report to Unleash, then schedules the next. */
   async report(ctx: Ctx): Promise<void> {
     const { start, stop, toggles } = this.#counts.takeUsage();
+    this.#clientUsage.drainInto(toggles);
     for (const [env, t] of toggles) {
       try {
         await this.#source.sendMetrics!(
@@ -280,9 +315,41 @@ export class FlagActor {
     await this.#store.close().catch(() => {});
   }
 
-  #sync(env: string, force: boolean, ctx: Ctx): Promise<SyncResult> {
+  async #sync(env: string, force: boolean, ctx: Ctx): Promise<SyncResult> {
     const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(FETCH_TIMEOUT_MS)]);
-    return this.#definitions.sync(env, force, signal);
+    try {
+      return await this.#definitions.sync(env, force, signal);
+    } finally {
+      // A failed sync may still have changed what is held (fetched, then not stored).
+      this.#publish(ctx);
+    }
+  }
+
+  /**
+   * Emits `flag_snapshot` with each environment whose definitions or freshness facts differ
+   * from what was last published (its document only when the definitions differ); nothing
+   * when none does, unless `always`.
+   */
+  #publish(ctx: Ctx, always = false): void {
+    const changed: EnvSnapshot[] = [];
+    for (const env of this.#environments) {
+      const last = this.#published.get(env);
+      const now = this.#definitions.publication(env, false);
+      if (!now) continue;
+      if (
+        last?.hash === now.hash && last.synced_at === now.synced_at &&
+        last.confirmed_at === now.confirmed_at
+      ) continue;
+      const withDoc = last?.hash === now.hash ? now : this.#definitions.publication(env, true)!;
+      this.#published.set(env, {
+        hash: now.hash,
+        synced_at: now.synced_at,
+        confirmed_at: now.confirmed_at,
+      });
+      changed.push(withDoc);
+    }
+    if (changed.length === 0 && !always) return;
+    ctx.emit({ type: "flag_snapshot", ...this.#definitions.policy, environments: changed });
   }
 
   async #drainAll(): Promise<void> {

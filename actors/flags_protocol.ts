@@ -1,6 +1,9 @@
 /** FlagActor messages. Types only. */
 import type { CommonCalls } from "./common_protocol.ts";
-import type { EvaluateOp, HttpAnswer, OfrepRequest } from "../lib/flags/evaluate.ts";
+import type { HttpAnswer } from "../lib/flags/evaluate.ts";
+import type { CountsBatch } from "../lib/flags/counts.ts";
+import type { FlagSnapshot } from "../lib/flags/snapshot.ts";
+import type { MetricsBucket } from "../lib/flags/sources.ts";
 
 export type { HttpAnswer };
 
@@ -8,16 +11,20 @@ type NoFields = Record<never, never>;
 
 export type FlagCalls = CommonCalls & {
   /**
-   * One of the seed's evaluation endpoints, from the raw request body (validated in the
-   * actor). Answers the JSON text of the response; ValidationError for bad input.
+   * Unleash Client API: `env`'s client-API JSON and ETag (304 when `inm` names it);
+   * BackendUnavailableError before the environment has definitions.
    */
-  evaluate: { req: { op: EvaluateOp; body: string }; res: string };
-  /** OFREP: one flag (`key`) or all (`key` null); `env` from the request header. */
-  ofrep: { req: OfrepRequest; res: HttpAnswer };
-  /** JSON text of `[{name, enabled, type?, description?, stale?}]`. */
-  list: { req: { env: string }; res: string };
-  /** JSON text of one flag's definition; NotFoundError when unknown. */
-  get: { req: { env: string; name: string }; res: string };
+  clientFeatures: { req: { env: string; inm: string | null }; res: HttpAnswer };
+  /** Unleash Client API: an SDK's register (`toggles` null) or metrics call in `env`. */
+  clientUsage: {
+    req: { env: string; instance: string; toggles: MetricsBucket["toggles"] | null };
+    res: void;
+  };
+  /**
+   * What the HTTP thread counted while evaluating (answers by reason, usage per flag), at most
+   * once a second: feeds the `metrics` reply and the Unleash usage report.
+   */
+  usage: { req: { counts: CountsBatch }; res: void };
   /** Fetches now; JSON text of `{environment, flags_synced, timestamp}`. */
   sync: { req: { env: string }; res: string };
   /** Self-messages: the poll loop, the outbox relay and the metrics report. */
@@ -25,3 +32,10 @@ export type FlagCalls = CommonCalls & {
   relay: { req: NoFields; res: void };
   report: { req: NoFields; res: void };
 };
+
+/**
+ * The FlagActor's events. `flag_snapshot`: at start and at every change of an environment's
+ * definitions or freshness facts, the environments that changed (each with its document
+ * when the definitions themselves changed); the HTTP thread evaluates over them.
+ */
+export type FlagsEvent = { type: "flag_snapshot" } & FlagSnapshot;

@@ -30,14 +30,12 @@ serveActor<FlagCalls>({
         return actor.status(ctx);
       case "probe":
         return actor.probe(ctx);
-      case "evaluate":
-        return actor.evaluate(msg.op, msg.body);
-      case "ofrep":
-        return actor.ofrep(msg);
-      case "list":
-        return actor.list(msg.env);
-      case "get":
-        return actor.get(msg.env, msg.name);
+      case "clientFeatures":
+        return actor.clientFeatures(msg.env, msg.inm);
+      case "clientUsage":
+        return actor.clientUsage(msg.env, msg.instance, msg.toggles);
+      case "usage":
+        return actor.usage(msg.counts);
       case "sync":
         return actor.sync(msg.env, ctx);
       case "poll":

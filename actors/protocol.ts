@@ -9,6 +9,7 @@ import type { SerializedError } from "../lib/errors.ts";
 import type { Settings } from "../lib/settings.ts";
 import type { CommonEvent } from "./common_protocol.ts";
 import type { ConfigEvent } from "./config_protocol.ts";
+import type { FlagsEvent } from "./flags_protocol.ts";
 import type { HealthEvent } from "./health_protocol.ts";
 import type { RegistryEvent } from "./registry_protocol.ts";
 
@@ -74,4 +75,4 @@ export interface BackendStatus {
  * declared in its protocol file, and its client's `onEvent` sees only those (plus
  * {@link CommonEvent}).
  */
-export type ActorEvent = CommonEvent | ConfigEvent | RegistryEvent | HealthEvent;
+export type ActorEvent = CommonEvent | ConfigEvent | RegistryEvent | HealthEvent | FlagsEvent;

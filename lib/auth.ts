@@ -1,8 +1,9 @@
 /**
- * API tokens: `Authorization: Bearer <token>` checked against SHA-256 digests (from
- * `API_TOKENS_FILE`, and `API_TOKENS` hashed at start), compared in constant time. Each
- * token has a name (the principal written as `updated_by`) and scopes; each request needs
- * the scopes its route declares (routes/access.ts). Token buckets enforce
+ * API tokens: `Authorization: Bearer <token>`, or the token alone as Unleash SDKs send it,
+ * checked against SHA-256 digests (from `API_TOKENS_FILE`, and `API_TOKENS` hashed at
+ * start), compared in constant time. Each token has a name (the principal written as
+ * `updated_by`), scopes and optionally the one environment it is bound to; each request
+ * needs the scopes its route declares (routes/access.ts). Token buckets enforce
  * `RATE_LIMIT_PER_MINUTE` (per token, per address when open) and `AUTH_FAILURES_PER_MINUTE`
  * (failed authentications per client address).
  */
@@ -25,7 +26,12 @@ export interface ApiToken {
   name: string;
   digest: Buffer;
   scopes: Set<Scope>;
+  /** The only environment the token may read or write; absent: any. */
+  environment?: string;
 }
+
+/** What an environment name may be in a token binding (as in SUPPORTED_ENVIRONMENTS). */
+const ENV_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** A token configuration that cannot be used; names the setting. */
 export class TokenConfigError extends Error {
@@ -38,6 +44,7 @@ const FileEntry = z.object({
   name: z.string().min(1).max(128),
   token_sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex characters"),
   scopes: z.array(z.enum(SCOPES)).min(1),
+  environment: z.string().regex(ENV_NAME, "must be an environment name").optional(),
 });
 
 export function sha256(text: string): Buffer {
@@ -45,7 +52,8 @@ export function sha256(text: string): Buffer {
 }
 
 /**
- * `API_TOKENS`: `name:token:scope,scope;name:token:scope` (the token holds no `:` or `;`).
+ * `API_TOKENS`: `name:token:scope,scope[@environment];name:token:scope` (the token holds
+ * no `:` or `;`); `@environment` binds the token to that environment.
  * @throws {TokenConfigError}
  */
 export function parseInlineTokens(value: string): ApiToken[] {
@@ -55,7 +63,18 @@ export function parseInlineTokens(value: string): ApiToken[] {
     if (a <= 0 || b <= a + 1) {
       throw new TokenConfigError("API_TOKENS", `entry ${i + 1} is not name:token:scopes`);
     }
-    const scopes = entry.slice(b + 1).split(",").map((x) => x.trim()).filter(Boolean);
+    // Scopes hold `:` themselves (`flags:read`), so the environment follows an `@`.
+    const c = entry.indexOf("@", b + 1);
+    const scopes = entry.slice(b + 1, c < 0 ? undefined : c).split(",").map((x) => x.trim())
+      .filter(Boolean);
+    const environment = c < 0 ? undefined : entry.slice(c + 1).trim();
+    if (environment !== undefined && !ENV_NAME.test(environment)) {
+      throw new TokenConfigError(
+        "API_TOKENS",
+        `entry ${i + 1} (${entry.slice(0, a)}): the environment after \`@\` must be ` +
+          "an environment name",
+      );
+    }
     const bad = scopes.filter((x) => !(SCOPES as readonly string[]).includes(x));
     if (scopes.length === 0 || bad.length > 0) {
       throw new TokenConfigError(
@@ -68,11 +87,19 @@ export function parseInlineTokens(value: string): ApiToken[] {
     if (token.length < 16) {
       throw new TokenConfigError("API_TOKENS", `entry ${i + 1}: tokens need 16 characters or more`);
     }
-    return { name: entry.slice(0, a), digest: sha256(token), scopes: new Set(scopes as Scope[]) };
+    return {
+      name: entry.slice(0, a),
+      digest: sha256(token),
+      scopes: new Set(scopes as Scope[]),
+      ...(environment ? { environment } : {}),
+    };
   });
 }
 
-/** `API_TOKENS_FILE`: a JSON list of `{name, token_sha256, scopes}`. @throws {TokenConfigError} */
+/**
+ * `API_TOKENS_FILE`: a JSON list of `{name, token_sha256, scopes, environment?}`.
+ * @throws {TokenConfigError}
+ */
 export function parseTokenFile(text: string): ApiToken[] {
   let doc: unknown;
   try {
@@ -87,19 +114,29 @@ export function parseTokenFile(text: string): ApiToken[] {
       "API_TOKENS_FILE",
       `${
         i.path.join(".") || "document"
-      }: ${i.message} (expected a list of {name, token_sha256, scopes})`,
+      }: ${i.message} (expected a list of {name, token_sha256, scopes, environment?})`,
     );
   }
   return r.data.map((e) => ({
     name: e.name,
     digest: Buffer.from(e.token_sha256, "hex"),
     scopes: new Set(e.scopes),
+    ...(e.environment ? { environment: e.environment } : {}),
   }));
 }
 
-/** Every configured token; empty means the service runs open. @throws {TokenConfigError} */
+/**
+ * Every configured token; empty means the service runs open.
+ * @throws {TokenConfigError} also for a token bound to an environment not in
+ * `SUPPORTED_ENVIRONMENTS` (when given).
+ */
 export function loadTokens(
-  s: { API_TOKENS?: string; API_TOKENS_FILE?: string; AUTH_REQUIRED: boolean },
+  s: {
+    API_TOKENS?: string;
+    API_TOKENS_FILE?: string;
+    AUTH_REQUIRED: boolean;
+    SUPPORTED_ENVIRONMENTS?: string[];
+  },
 ): ApiToken[] {
   const tokens: ApiToken[] = [];
   if (s.API_TOKENS_FILE) {
@@ -121,6 +158,15 @@ export function loadTokens(
       );
     }
     names.add(t.name);
+    if (
+      t.environment && s.SUPPORTED_ENVIRONMENTS && !s.SUPPORTED_ENVIRONMENTS.includes(t.environment)
+    ) {
+      throw new TokenConfigError(
+        s.API_TOKENS_FILE ? "API_TOKENS_FILE" : "API_TOKENS",
+        `token ${t.name} is bound to ${t.environment}, not one of SUPPORTED_ENVIRONMENTS ` +
+          `(${s.SUPPORTED_ENVIRONMENTS.join(", ")})`,
+      );
+    }
   }
   if (tokens.length === 0 && s.AUTH_REQUIRED) {
     throw new TokenConfigError(
@@ -132,7 +178,7 @@ export function loadTokens(
 }
 
 export type AuthResult =
-  | { ok: true; principal: string | null; key: string }
+  | { ok: true; principal: string | null; key: string; environment: string | null }
   | { ok: false; status: 401 | 403; detail: string };
 
 export class Authenticator {
@@ -144,15 +190,18 @@ export class Authenticator {
     return this.#tokens.length > 0;
   }
 
-  /** Checks the `Authorization` header against the scopes the route needs. */
+  /**
+   * Checks the `Authorization` header (`Bearer <token>`, or the token alone as Unleash SDKs
+   * send it) against the scopes the route needs.
+   */
   check(authorization: string | null, scopes: readonly Scope[]): AuthResult {
-    const m = authorization?.match(/^Bearer[ ]+(\S+)\s*$/i);
+    const m = authorization?.match(/^(?:Bearer[ ]+)?(\S+)\s*$/i);
     if (!m) {
       return {
         ok: false,
         status: 401,
         detail: authorization
-          ? "The Authorization header must be `Bearer <token>`"
+          ? "The Authorization header must be `Bearer <token>` or the token alone"
           : "An API token is required: `Authorization: Bearer <token>`",
       };
     }
@@ -171,7 +220,12 @@ export class Authenticator {
         detail: `Token ${found.name} lacks the scope ${missing.join(" and ")}`,
       };
     }
-    return { ok: true, principal: found.name, key: `token:${found.name}` };
+    return {
+      ok: true,
+      principal: found.name,
+      key: `token:${found.name}`,
+      environment: found.environment ?? null,
+    };
   }
 }
 

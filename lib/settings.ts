@@ -175,6 +175,11 @@ const schema = z.object({
   HTTP_BODY_IDLE_TIMEOUT: num(10, { min: 0.1, max: 3600 }),
   HTTP_BODY_BUDGET_BYTES: num(67_108_864, { min: 1_048_576, max: 1_099_511_627_776, int: true }),
   AUTH_FAILURES_PER_MINUTE: num(30, { min: 0, max: 10_000_000, int: true }),
+  // Browser origins the Unleash Frontend API answers cross-origin (`*`: any); none: no CORS.
+  CORS_ORIGINS: list("").refine(
+    (l) => l.every((o) => o === "*" || /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(o)),
+    { message: "must be `*` or origins such as https://app.example.com (scheme, host, port)" },
+  ),
 });
 
 /** Parsed settings; keys are the environment variable names. */

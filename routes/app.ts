@@ -30,6 +30,9 @@ import { registryRoutes } from "./registry.ts";
 import { metricsRoutes } from "./metrics.ts";
 import { type HistogramSeries, httpDuration } from "../lib/metrics.ts";
 import { fastEvaluation, flagRoutes, ofrepRefusal } from "./flags.ts";
+import { unleashRoutes, USAGE_ROUTES } from "./unleash.ts";
+import { FRONTEND_ROUTES, FrontendCors, unleashFrontendRoutes } from "./unleash_frontend.ts";
+import { bodyEnvironmentRefusal, environmentRefusal } from "./bound_environment.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
@@ -84,8 +87,13 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const inner = app.fetch;
   const idPrefix = crypto.randomUUID().slice(0, 8);
   let seq = 0;
-  const guard = new Guard(deps.settings, deps.tokens ?? loadTokens(deps.settings));
+  const tokens = deps.tokens ?? loadTokens(deps.settings);
+  const guard = new Guard(deps.settings, tokens);
+  const boundTo = new Map(tokens.flatMap((t) => t.environment ? [[t.name, t.environment]] : []));
   const fastFlags = deps.flags ? fastEvaluation(deps.flags) : null;
+  const cors = deps.settings.CORS_ORIGINS.length > 0
+    ? new FrontendCors(deps.settings.CORS_ORIGINS)
+    : null;
   const getMemo: GetMemo = new Map();
   const configGet = deps.config ? fastConfigGet(deps.config, getMemo) : null;
   const ready = readiness(Object.values(deps.actors));
@@ -103,6 +111,10 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     const r = resolver.resolve(req);
     const finish = (res: Response, idSet = false) => {
       if (!idSet && !res.headers.has("x-request-id")) res.headers.set("x-request-id", id);
+      // Every answer on the Frontend API's paths, refusals too: a browser reads why.
+      if (cors !== null && r.route !== null && FRONTEND_ROUTES.has(r.route)) {
+        cors.decorate(req, res);
+      }
       const ms = performance.now() - t0;
       httpDuration.observeInto(
         r.byStatus[res.status] ??= httpDuration.series([
@@ -132,9 +144,16 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       const answer = r.route?.startsWith("/ofrep/") ? ofrepRefusal(r.route, r.path) : undefined;
       return bodies.read(req, { instance: r.path, requestId: id, answer }).then((text) => {
         if (text instanceof Response) return finish(text, true);
+        const bound = principal === null ? undefined : boundTo.get(principal);
+        const other = bound === undefined || USAGE_ROUTES.has(r.route!)
+          ? null
+          : bodyEnvironmentRefusal(bound, text);
+        if (other !== null) {
+          return finish(problemResponse(problem(403, other, { instance: r.path, request_id: id })));
+        }
         if (fastFlags && req.method === "POST" && r.route !== null) {
           const fast = fastFlags(text, id, r.route);
-          if (fast) return fast.then((res) => finish(res, true));
+          if (fast) return finish(fast, true);
         }
         // From the request itself: its URL and method stay exactly as they were resolved and
         // authorized (a URL string would be parsed again: `\\` → `/`, `post` → `POST`).
@@ -147,7 +166,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     return res instanceof Promise ? res.then(finish) : finish(res);
   };
 
-  mountRoutes(app, deps, ready, getMemo);
+  mountRoutes(app, { ...deps, tokens }, ready, getMemo);
   resolver.declared(accessTable(app));
   return app;
 }
@@ -167,7 +186,10 @@ function mountRoutes(
   app.notFound((c) => notFoundOrNotAllowed(app, c));
 
   app.route("/", metaRoutes(deps));
-  app.route("/", metricsRoutes({ actors: deps.actors, config: deps.config }));
+  app.route(
+    "/",
+    metricsRoutes({ actors: deps.actors, config: deps.config, flags: deps.flags }),
+  );
   app.route("/", healthRoutes(deps, ready));
   if (deps.config && deps.hub) {
     app.route(
@@ -182,6 +204,20 @@ function mountRoutes(
     );
   }
   if (deps.flags) app.route("/", flagRoutes({ settings: deps.settings, flags: deps.flags }));
+  if (deps.flags) {
+    app.route(
+      "/",
+      unleashRoutes({ settings: deps.settings, flags: deps.flags, tokens: deps.tokens ?? [] }),
+    );
+    app.route(
+      "/",
+      unleashFrontendRoutes({
+        settings: deps.settings,
+        flags: deps.flags,
+        tokens: deps.tokens ?? [],
+      }),
+    );
+  }
   app.route("/", docsRoutes(app));
 }
 
@@ -237,6 +273,9 @@ class Guard {
           a.status === 401 ? { "www-authenticate": 'Bearer realm="config-service"' } : {},
         );
       }
+      // A token bound to one environment may name no other, on any route.
+      const other = environmentRefusal(a.environment, req);
+      if (other !== null) return refuse(403, other);
       principal = a.principal;
       key = a.key;
     } else if (r.access === null) {

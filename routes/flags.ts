@@ -1,6 +1,8 @@
 /**
- * Feature-flag endpoints (spec 18–23) and OFREP. Evaluation bodies go to the FlagActor as
- * text — it validates and answers ready JSON — so the HTTP thread only reads and writes.
+ * Feature-flag endpoints (spec 18–23) and OFREP. Evaluation, the listing and a flag's
+ * definition are answered on the HTTP thread ({@link FlagClient.evaluator}, over the
+ * snapshots the FlagActor publishes): waking the worker would cost more than the work. Only
+ * a sync goes to the actor.
  */
 import { requires } from "./access.ts";
 import { createRoute, z } from "@hono/zod-openapi";
@@ -62,13 +64,13 @@ const EVALUATE_OPS: Record<string, "evaluate" | "boolean" | "bulk"> = {
 /**
  * The evaluation endpoints without Hono's request pipeline: a POST that the router matched
  * to one of them (`route`, after authorization), whose body the fetch wrapper has read
- * within its limits (`body`), goes straight to the FlagActor (the routes below document
- * them). A do-nothing POST route through Hono's pipeline topped out at ~0.37x of bare
- * Deno.serve here (bench/).
+ * within its limits (`body`), is evaluated at once (the routes below document them). A
+ * do-nothing POST route through Hono's pipeline topped out at ~0.37x of bare Deno.serve
+ * here (bench/).
  * @returns the answer, or null when the request is not one of them.
  */
 export function fastEvaluation(flags: FlagClient) {
-  return (body: string, requestId: string, route: string): Promise<Response> | null => {
+  return (body: string, requestId: string, route: string): Response | null => {
     const op = EVALUATE_OPS[route];
     return op === undefined ? null : evaluated(flags, op, body, { instance: route, requestId });
   };
@@ -80,19 +82,20 @@ function evaluated(
   op: "evaluate" | "boolean" | "bulk",
   body: string,
   ctx: { instance: string; requestId: string },
-): Promise<Response> {
+): Response {
   // The request id goes in now: adding a header to a built Response costs more.
   const headers = { "x-request-id": ctx.requestId };
-  return flags.evaluate({ op, body }).then(
-    (text) => json(text, 200, headers),
-    (err) => problemResponse(errorToProblem(err, ctx), headers),
-  );
+  try {
+    return json(flags.evaluator.evaluate(op, body), 200, headers);
+  } catch (err) {
+    return problemResponse(errorToProblem(err, ctx), headers);
+  }
 }
 
 /**
  * How a body the fetch wrapper refused is answered on an OFREP route: a 400 in OFREP's own
  * shape (`PARSE_ERROR`, and the flag's key on the single-flag route, decoded as Hono decodes
- * the handler's `key`), as the FlagActor answers a body it cannot parse; any other status as
+ * the handler's `key`), as the evaluator answers a body it cannot parse; any other status as
  * a problem.
  */
 export function ofrepRefusal(route: string, path: string) {
@@ -226,7 +229,7 @@ function list(r: Router, x: Ctx): void {
         ...problemResponses(400, 503),
       },
     }),
-    async (c) => json(await x.flags.list({ env: c.req.valid("query").environment })) as never,
+    (c) => json(x.flags.evaluator.list(c.req.valid("query").environment)) as never,
   );
 }
 
@@ -283,12 +286,9 @@ function getFlag(r: Router, x: Ctx): void {
         ...problemResponses(400, 404, 503),
       },
     }),
-    async (c) =>
+    (c) =>
       json(
-        await x.flags.get({
-          env: c.req.valid("query").environment,
-          name: c.req.valid("param").name,
-        }),
+        x.flags.evaluator.get(c.req.valid("query").environment, c.req.valid("param").name),
       ) as never,
   );
 }
@@ -340,7 +340,7 @@ function ofrepOne(r: Router, x: Ctx): void {
     const key = c.req.param("key");
     const env = ofrepEnv(x, c, key);
     if (env instanceof Response) return env;
-    const res = await x.flags.ofrep({
+    const res = await x.flags.evaluator.ofrep({
       key,
       env,
       body: await c.req.text(),
@@ -375,7 +375,7 @@ function ofrepAll(r: Router, x: Ctx): void {
   r.post("/ofrep/v1/evaluate/flags", async (c) => {
     const env = ofrepEnv(x, c, null);
     if (env instanceof Response) return env;
-    const res = await x.flags.ofrep({
+    const res = await x.flags.evaluator.ofrep({
       key: null,
       env,
       body: await c.req.text(),

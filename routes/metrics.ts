@@ -8,6 +8,7 @@ import { requires } from "./access.ts";
 import { newRouter } from "./router.ts";
 import type { ActorHandle } from "./actors.ts";
 import type { ConfigClient } from "../actors/config_client.ts";
+import type { FlagClient } from "../actors/flags_client.ts";
 import type { BackendStatus } from "../actors/protocol.ts";
 import { type Collected, metrics, renderCollected } from "../lib/metrics.ts";
 
@@ -19,6 +20,8 @@ interface Measured extends ActorHandle {
 export interface MetricsDeps {
   actors: Record<string, ActorHandle>;
   config?: ConfigClient;
+  /** Its evaluation counts are kept on the HTTP thread until handed over; a scrape hands them. */
+  flags?: FlagClient;
 }
 
 const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -84,6 +87,8 @@ export function metricsRoutes(deps: MetricsDeps) {
         ],
       });
     }
+    // Sent before the `metrics` calls, in the same batch: the actor counts them first.
+    deps.flags?.flushUsage();
     const own = await Promise.all(
       actors.filter((a): a is Measured => "call" in a && a.ready).map((a) =>
         a.call({ type: "metrics" }, 2_000).catch(() => [] as Collected[])

@@ -63,6 +63,17 @@ function concrete(op: Operation): { path: string; query: string; body?: string }
     "POST /api/v1/feature-flags/evaluate/bulk": json({ flags: [{ flag_name: "f1" }] }),
     "POST /ofrep/v1/evaluate/flags/{key}": json({ context: {} }),
     "POST /ofrep/v1/evaluate/flags": json({ context: {} }),
+    "POST /api/client/register": json({ appName: "sdk", instanceId: "i1", strategies: [] }),
+    "POST /api/client/metrics": json({
+      appName: "sdk",
+      bucket: { start: "s", stop: "t", toggles: { f1: { yes: 1, no: 0, variants: {} } } },
+    }),
+    "POST /api/frontend": json({ context: { userId: "u1" } }),
+    "POST /api/frontend/client/register": json({ appName: "web", instanceId: "browser" }),
+    "POST /api/frontend/client/metrics": json({
+      appName: "web",
+      bucket: { start: "s", stop: "t", toggles: { f1: { yes: 1, no: 0, variants: {} } } },
+    }),
   };
   const body = bodies[`${op.method} ${op.template}`] ??
     (op.method === "POST" || op.method === "PUT" ? "{}" : undefined);
@@ -194,7 +205,21 @@ ioTest(
       }
     }
     assert.ok(ops.length >= 35, `only ${ops.length} operations documented`);
-    for (const must of ["GET /metrics", "GET /api/v1/config/watch", "GET /docs"]) {
+    for (
+      const must of [
+        "GET /metrics",
+        "GET /api/v1/config/watch",
+        "GET /docs",
+        "GET /api/client/features",
+        "POST /api/client/register",
+        "POST /api/client/metrics",
+        "GET /api/frontend",
+        "POST /api/frontend",
+        "POST /api/frontend/client/metrics",
+        "POST /api/frontend/client/register",
+        "OPTIONS /api/frontend",
+      ]
+    ) {
       assert.ok(ops.some((o) => `${o.method} ${o.template}` === must), must);
     }
 

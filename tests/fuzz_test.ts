@@ -1831,13 +1831,21 @@ async function exerciseSecrets(fetcher: Fetch): Promise<number> {
       { authorization: `Basic ${btoa(`user:${bad}`)}` },
       { authorization: `Token ${bad}` },
       { authorization: `Bearer  ${bad} extra` },
-      { authorization: bad },
     ];
-    if (BOGUS.includes(bad)) forms.push({ authorization: `Bearer ${bad}` });
+    if (BOGUS.includes(bad)) forms.push({ authorization: `Bearer ${bad}` }, { authorization: bad });
     for (const headers of forms) {
       const r = await req("GET", `/api/v1/config?${env}`, null, undefined, headers);
       assert.equal(r.status, 401, `${JSON.stringify(headers)}: ${r.text}`);
       assert.ok(!r.text.includes(bad), r.text);
+    }
+    if (!BOGUS.includes(bad)) {
+      // A real token sent raw, as Unleash SDKs send it, authenticates like `Bearer` (issue
+      // 14); it still never comes back in an answer.
+      const raw = await req("GET", `/api/v1/config?${env}`, null, undefined, {
+        authorization: bad,
+      });
+      assert.equal(raw.status, 200, `raw ${bad}: ${raw.text}`);
+      assert.ok(!raw.text.includes(bad), raw.text);
     }
     // In the query string (not a supported place): refused, and the query is not logged.
     const q = await req("GET", `/api/v1/config?${env}&access_token=${bad}`, null);

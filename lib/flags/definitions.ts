@@ -13,6 +13,7 @@ import type { FlagEvent, FlagStore, Snapshot } from "./store.ts";
 import type { FlagCache } from "./cache.ts";
 import { diffDocuments } from "./diff.ts";
 import { sha256Hex } from "./digest.ts";
+import { type EnvSnapshot, freshnessOf, type FreshnessPolicy } from "./snapshot.ts";
 
 interface EnvState {
   set: FlagSet;
@@ -152,14 +153,30 @@ export class FlagDefinitions {
     return result(next);
   }
 
+  /** How freshness is derived from the facts a {@link publication} carries. */
+  get policy(): FreshnessPolicy {
+    return { source: this.#o.source.kind, stale_ms: this.#o.staleMs, auto_sync: this.#o.autoSync };
+  }
+
+  /**
+   * `env`'s definitions as the HTTP thread is given them: the hash and freshness facts, and
+   * the document (JSON text) when `withDoc`. Undefined before any were restored or fetched.
+   */
+  publication(env: string, withDoc: boolean): EnvSnapshot | undefined {
+    const st = this.#envs.get(env);
+    if (!st) return undefined;
+    const out: EnvSnapshot = {
+      environment: env,
+      hash: st.hash,
+      synced_at: st.syncedAt,
+      confirmed_at: st.confirmedAt,
+    };
+    if (withDoc) out.doc = JSON.stringify(st.set.toDocument());
+    return out;
+  }
+
   #freshness(st: EnvState): Freshness {
-    const now = Date.now();
-    if (this.#o.source.kind === "file") return "live";
-    if (st.confirmedAt !== null) {
-      if (!this.#o.autoSync || now - st.confirmedAt <= this.#o.staleMs) return "live";
-      return "stale";
-    }
-    return now - Date.parse(st.syncedAt) <= this.#o.staleMs ? "cached" : "stale";
+    return freshnessOf({ synced_at: st.syncedAt, confirmed_at: st.confirmedAt }, this.policy);
   }
 
   /** Stores the definitions with their change events, then writes them to the cache. */

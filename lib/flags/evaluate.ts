@@ -9,7 +9,8 @@ import { ErrorCode, OpenFeatureError } from "@openfeature/server-sdk";
 import { BackendUnavailableError, NotFoundError, ValidationError } from "../errors.ts";
 import type { FieldError } from "../errors.ts";
 import { deepFields } from "../json.ts";
-import type { FeatureInterface, FlagSet } from "./engine.ts";
+import type { Context, FeatureInterface, FlagSet } from "./engine.ts";
+import { frontendAnswer } from "./frontend.ts";
 import { type EnvView, evaluateDirect, LocalUnleashProvider, type Resolution } from "./provider.ts";
 import {
   bodyErrors,
@@ -71,9 +72,11 @@ export class FlagEvaluator {
   readonly #view: FlagsView;
   readonly #provider: LocalUnleashProvider;
   readonly #counts: EvaluationCounts;
+  readonly #fallback: boolean;
 
   constructor(view: FlagsView, opts: FlagEvaluatorOptions) {
     this.#view = view;
+    this.#fallback = opts.fallback;
     this.#counts = opts.counts ?? new EvaluationCounts({ usage: false });
     this.#provider = new LocalUnleashProvider((env) => view.definitions(env), {
       fallback: opts.fallback,
@@ -192,6 +195,24 @@ export class FlagEvaluator {
       return { status: 304, body: "", etag };
     }
     return { status: 200, body, etag };
+  }
+
+  /**
+   * Unleash's Frontend API answer (lib/flags/frontend.ts): every flag of `env` enabled for
+   * `ctx`, with its variant, as JSON text with a weak ETag. Uncounted: the SDK reports what
+   * it used through `/api/frontend/client/metrics`.
+   * @throws {BackendUnavailableError} when `env` has no definitions yet, or only cached or
+   *   stale ones and FEATURE_FLAG_FALLBACK_ENABLED is false.
+   */
+  frontend(env: string, ctx: Context): Promise<{ body: string; etag: string }> {
+    const v = this.#view.definitions(env);
+    if (v && v.freshness !== "live" && !this.#fallback) {
+      throw new BackendUnavailableError(
+        "flags",
+        `The ${this.#view.sourceKind} source is unreachable and FEATURE_FLAG_FALLBACK_ENABLED=false`,
+      );
+    }
+    return frontendAnswer(this.#definitions(env), ctx);
   }
 
   /**
