@@ -237,18 +237,39 @@ async function rateBudget(
 }
 
 /**
- * wrk on Unleash's frontend API within its rate limit. Unleash 8 limits its SDK APIs
+ * GET `path` with `headers` on every request; the run stops after `max` responses. For the
+ * Client API rows (`/api/client/features`, with or without `If-None-Match`).
+ */
+export function luaGet(path: string, headers: Record<string, string>, max = 1e12): string {
+  const h = Object.entries(headers).map(([k, v]) => `[${luaStr(k)}] = ${luaStr(v)}`).join(", ");
+  return `
+local headers = {${h}}
+local answered = 0
+request = function()
+  return wrk.format("GET", ${luaStr(path)}, headers)
+end
+response = function()
+  answered = answered + 1
+  if answered >= ${Math.floor(max)} then wrk.thread:stop() end
+end
+`;
+}
+
+/**
+ * wrk on one of Unleash's SDK APIs within its rate limit. Unleash 8 limits them
  * (`/api/client`, `/api/frontend`) per client address, 20,000 requests per fixed minute by
  * default (SDK_API_RATE_LIMIT_PER_MINUTE), and answers 429 beyond — cheaper than an
  * evaluation, so counting them would flatter it. This waits for a fresh window when less
  * than 15,000 requests are left, then runs the warm-up and the measurement, each stopping
  * once its share of the window is used (the measurement may end before `o.durationS`).
+ * @param lua the wrk script for the target path, stopping after `max` answers.
  * @returns the measurement and a note on how it was bounded.
  */
-export async function measureUnleashFrontend(
+export async function measureUnleash(
   u: Unleash,
   o: WrkOptions,
   scriptFile: (lua: string) => string,
+  lua: (apiPath: string, max?: number) => string,
 ): Promise<{ r: WrkResult; note: string }> {
   let b = await rateBudget(u);
   if (Number.isFinite(b.remaining) && b.remaining < 15_000) {
@@ -258,26 +279,28 @@ export async function measureUnleashFrontend(
   const origin = new URL(u.api).origin;
   const path = new URL(u.api).pathname.replace(/\/+$/, "");
   if (!Number.isFinite(b.remaining)) {
-    const lua = scriptFile(luaUnleashFrontend(path, u.frontendToken));
-    await wrk(origin, { ...o, durationS: 2, script: lua });
-    return { r: await wrk(origin, { ...o, script: lua }), note: "no rate limit reported" };
+    const script = scriptFile(lua(path));
+    await wrk(origin, { ...o, durationS: 2, script });
+    return { r: await wrk(origin, { ...o, script }), note: "no rate limit reported" };
   }
   // Leave room for the synced service's polls of /api/client (the same client address).
   const usable = b.remaining - 300;
   const warm = Math.min(3_000, Math.floor(usable / 6));
-  await wrk(origin, {
-    ...o,
-    durationS: 2,
-    script: scriptFile(luaUnleashFrontend(path, u.frontendToken, warm)),
-  });
-  const r = await wrk(origin, {
-    ...o,
-    script: scriptFile(luaUnleashFrontend(path, u.frontendToken, usable - warm)),
-  });
+  await wrk(origin, { ...o, durationS: 2, script: scriptFile(lua(path, warm)) });
+  const r = await wrk(origin, { ...o, script: scriptFile(lua(path, usable - warm)) });
   const note = `Unleash's SDK-API rate limit is ${b.limit} requests/min per client address; ` +
     `the measurement ${r.seconds < o.durationS - 0.5 ? "stopped" : "ended"} after ` +
     `${r.requests} requests in ${r.seconds.toFixed(2)} s with ${r.errors} non-2xx`;
   return { r, note };
+}
+
+/** The ETag `url` answers now (for the 304 rows). */
+export async function currentEtag(url: string, headers: Record<string, string>): Promise<string> {
+  const res = await fetch(url, { headers });
+  await res.body?.cancel();
+  const etag = res.headers.get("etag");
+  if (!res.ok || !etag) throw new Error(`${url} answered ${res.status} without an ETag`);
+  return etag;
 }
 
 async function call(

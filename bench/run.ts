@@ -30,11 +30,14 @@ import { serviceSlowBodies } from "./service_slow_bodies.ts";
 import { createPostgres } from "../lib/backends/postgres.ts";
 import {
   agreeWithUnleash,
+  currentEtag,
   FLAG_COUNT,
   FLAG_ENV,
   luaBulk,
   luaEvaluate,
-  measureUnleashFrontend,
+  luaGet,
+  luaUnleashFrontend,
+  measureUnleash,
   provisionUnleash,
   unleashFromEnv,
   writeFlagsFile,
@@ -143,6 +146,12 @@ const FLAG_NAMES = {
     `Unleash 8 frontend API, GET /api/frontend (the same ${FLAG_COUNT} flags, all evaluated)`,
   oursBulk: `POST /api/v1/feature-flags/evaluate/bulk (${FLAG_COUNT} flags synced from Unleash)`,
   oursOne: "POST /api/v1/feature-flags/evaluate (1 flag, synced from Unleash)",
+  oursFrontend:
+    `GET /api/frontend (the same ${FLAG_COUNT} flags synced from Unleash, all evaluated)`,
+  unleashFeatures: "Unleash 8 client API, GET /api/client/features (200)",
+  unleashFeatures304: "Unleash 8 client API, GET /api/client/features (If-None-Match: 304)",
+  oursFeatures: "GET /api/client/features (synced from Unleash, 200)",
+  oursFeatures304: "GET /api/client/features (synced from Unleash, If-None-Match: 304)",
 };
 SCENARIOS.push(
   {
@@ -167,6 +176,18 @@ SCENARIOS.push(
     lua: luaEvaluate(),
     target: "flags-unleash",
   },
+  // Unleash's SDK APIs beside ours, as unchanged Unleash SDKs call them (their scripts and
+  // ETags are made at run time: see the loop).
+  {
+    name: FLAG_NAMES.oursFrontend,
+    path: "/api/frontend",
+    lua: luaUnleashFrontend("/api", "any-frontend-key"),
+    target: "flags-unleash",
+  },
+  { name: FLAG_NAMES.unleashFeatures, path: "/api/client/features", target: "unleash" },
+  { name: FLAG_NAMES.unleashFeatures304, path: "/api/client/features", target: "unleash" },
+  { name: FLAG_NAMES.oursFeatures, path: "/api/client/features", target: "flags-unleash" },
+  { name: FLAG_NAMES.oursFeatures304, path: "/api/client/features", target: "flags-unleash" },
 );
 
 async function seed(svc: Child): Promise<void> {
@@ -266,9 +287,19 @@ try {
     if (!wanted(s.name)) continue;
     if (s.target === "unleash") {
       if (!unleash || !unleashReady) continue;
-      const { r, note } = await measureUnleashFrontend(unleash, opts, luaFile);
+      const token = { Authorization: unleash.clientToken };
+      const lua = s.name === FLAG_NAMES.unleash
+        ? (api: string, max?: number) => luaUnleashFrontend(api, unleash.frontendToken, max)
+        : s.name === FLAG_NAMES.unleashFeatures
+        ? (api: string, max?: number) => luaGet(`${api}/client/features`, token, max)
+        : await (async () => {
+          const etag = await currentEtag(`${unleash.api}/client/features`, token);
+          return (api: string, max?: number) =>
+            luaGet(`${api}/client/features`, { ...token, "If-None-Match": etag }, max);
+        })();
+      const { r, note } = await measureUnleash(unleash, opts, luaFile, lua);
       rows.push({ name: s.name, r, base: latest });
-      extra.push(`- ${note}`);
+      extra.push(`- ${s.name}: ${note}`);
       continue;
     }
     const target = {
@@ -284,7 +315,15 @@ try {
       if (s.target === "postgres") extra.push(`- skipped "${s.name}": DATABASE_URL not set`);
       continue;
     }
-    const o = { ...opts, script: s.lua ? luaFile(s.lua) : undefined };
+    let lua = s.lua;
+    if (s.name === FLAG_NAMES.oursFeatures || s.name === FLAG_NAMES.oursFeatures304) {
+      const headers: Record<string, string> = { Authorization: "any-client-key" };
+      if (s.name === FLAG_NAMES.oursFeatures304) {
+        headers["If-None-Match"] = await currentEtag(`${target.url}${s.path}`, headers);
+      }
+      lua = luaGet(s.path, headers);
+    }
+    const o = { ...opts, script: lua ? luaFile(lua) : undefined };
     const isWrite = s.name.startsWith("POST /api/v1/config (create");
     if (!isWrite) {
       await baseline();
@@ -356,6 +395,29 @@ try {
         `${ratio(rps(FLAG_NAMES.oursOne), theirs)}. Unleash evaluates every flag of its ` +
         `${FLAG_ENV} environment (${unleashFlagCount}, ${FLAG_COUNT} of them the bench flags)`,
     );
+    const front = rps(FLAG_NAMES.oursFrontend);
+    if (front) {
+      extra.push(
+        `- the same API on both, GET /api/frontend: ours ${Math.round(front)} req/s vs ` +
+          `Unleash's ${Math.round(theirs)} req/s = ${ratio(front, theirs)}; bulk of ` +
+          `${FLAG_COUNT} vs Unleash's frontend API ${ratio(ours, theirs)} (target ≥ 15×)`,
+      );
+    }
+  }
+  const okRate = (name: string) => {
+    const r = rows.find((x) => x.name === name)?.r;
+    return r ? (r.requests - r.errors) / r.seconds : undefined;
+  };
+  for (
+    const [o, t] of [
+      [FLAG_NAMES.oursFeatures, FLAG_NAMES.unleashFeatures],
+      [FLAG_NAMES.oursFeatures304, FLAG_NAMES.unleashFeatures304],
+    ]
+  ) {
+    const theirsOk = okRate(t);
+    if (theirsOk && rps(o)) {
+      extra.push(`- ${o}: ${ratio(rps(o), theirsOk)} of Unleash's (its 2xx/3xx answers only)`);
+    }
   }
   if (extra.length) console.log("\n" + extra.join("\n"));
 } finally {
