@@ -3,7 +3,13 @@
  * why a bound token may not make it. The fetch wrapper refuses such a request before any
  * route runs; the Unleash API routes read the environment with the same function.
  */
+import type { Context } from "hono";
 import { getQueryParams } from "hono/utils/url";
+import type { AppEnv } from "./router.ts";
+import type { ApiToken } from "../lib/auth.ts";
+import type { Settings } from "../lib/settings.ts";
+import { defaultFlagEnvironment, flagEnvironments } from "../lib/flags/api.ts";
+import { ForbiddenError, ValidationError } from "../lib/errors.ts";
 
 /** The header a client sets (an Unleash SDK through `customHeaders`) to name an environment. */
 export const ENVIRONMENT_HEADER = "x-environment";
@@ -61,4 +67,44 @@ export function bodyEnvironmentRefusal(bound: string, text: string): string | nu
   }
   const env = (doc as { environment?: unknown }).environment;
   return env === undefined || env === bound ? null : refusal(bound, String(env));
+}
+
+/**
+ * The environment an Unleash SDK's request reads or reports to: its token's when the token is
+ * bound to one, else the one its `X-Environment` header or `environment` query names, else
+ * UNLEASH_ENVIRONMENT / DEFAULT_ENVIRONMENT.
+ * @returns a function of the request's context.
+ * @throws {ForbiddenError} (from that function) when a bound token's request names another.
+ * @throws {ValidationError} (from that function) naming the header or query parameter that
+ *   names an environment flags are not kept for.
+ */
+export function sdkEnvironment(
+  settings: Settings,
+  tokens: readonly ApiToken[],
+): (c: Context<AppEnv>) => string {
+  const envs = flagEnvironments(settings);
+  const fallback = defaultFlagEnvironment(settings);
+  const bound = new Map(tokens.filter((t) => t.environment).map((t) => [t.name, t.environment!]));
+  return (c) => {
+    const own = c.env.principal === null ? undefined : bound.get(c.env.principal);
+    const named = namedEnvironments(c.req.url, c.req.raw.headers);
+    if (own !== undefined) {
+      // The fetch wrapper refused any other already (environmentRefusal); checked again so
+      // the handler never serves another environment to a bound token, whatever runs first.
+      if (named.some((e) => e !== own)) {
+        throw new ForbiddenError(`This token is bound to the environment ${own}`);
+      }
+      return own;
+    }
+    const env = named[0] ?? fallback;
+    if (!envs.includes(env)) {
+      const inHeader = c.req.header(ENVIRONMENT_HEADER) !== undefined;
+      throw new ValidationError([{
+        field: inHeader ? "X-Environment" : "environment",
+        in: inHeader ? "header" : "query",
+        message: `must be one of ${envs.join(", ")}`,
+      }]);
+    }
+    return env;
+  };
 }

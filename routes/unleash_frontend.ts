@@ -15,17 +15,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { OPEN, requires } from "./access.ts";
-import { ENVIRONMENT_HEADER, namedEnvironments } from "./bound_environment.ts";
+import { sdkEnvironment } from "./bound_environment.ts";
 import { MetricsBody, RegisterBody } from "./unleash.ts";
 import { type AppEnv, newRouter } from "./router.ts";
 import { jsonBody, jsonContent, problemResponses } from "./openapi.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { Settings } from "../lib/settings.ts";
 import type { ApiToken } from "../lib/auth.ts";
-import { defaultFlagEnvironment, flagEnvironments } from "../lib/flags/api.ts";
 import { frontendContext } from "../lib/flags/frontend.ts";
 import { notModified } from "../lib/flags/client_api.ts";
-import { ForbiddenError, ValidationError } from "../lib/errors.ts";
 
 export interface UnleashFrontendDeps {
   settings: Settings;
@@ -153,35 +151,8 @@ type Router = ReturnType<typeof newRouter>;
 
 /** The Frontend API routes, their preflights included. */
 export function unleashFrontendRoutes(deps: UnleashFrontendDeps): Router {
-  const envs = flagEnvironments(deps.settings);
-  const fallback = defaultFlagEnvironment(deps.settings);
   const cors = new FrontendCors(deps.settings.CORS_ORIGINS);
-  const bound = new Map(
-    deps.tokens.filter((t) => t.environment).map((t) => [t.name, t.environment!]),
-  );
-  /** The environment a request reads or reports to; see the module comment. */
-  const environmentOf = (c: Context<AppEnv>): string => {
-    const own = c.env.principal === null ? undefined : bound.get(c.env.principal);
-    const named = namedEnvironments(c.req.url, c.req.raw.headers);
-    if (own !== undefined) {
-      // The fetch wrapper refused any other already; checked again so that the handler never
-      // serves another environment to a bound token, whatever runs first.
-      if (named.some((e) => e !== own)) {
-        throw new ForbiddenError(`This token is bound to the environment ${own}`);
-      }
-      return own;
-    }
-    const env = named[0] ?? fallback;
-    if (!envs.includes(env)) {
-      const inHeader = c.req.header(ENVIRONMENT_HEADER) !== undefined;
-      throw new ValidationError([{
-        field: inHeader ? "X-Environment" : "environment",
-        in: inHeader ? "header" : "query",
-        message: `must be one of ${envs.join(", ")}`,
-      }]);
-    }
-    return env;
-  };
+  const environmentOf = sdkEnvironment(deps.settings, deps.tokens);
 
   const answer = async (c: Context<AppEnv>, raw: Record<string, unknown>, get: boolean) => {
     const env = environmentOf(c);

@@ -141,3 +141,10 @@ export class UnleashAdmin {
     }
   }
 }
+
+/** A flags-file / client-API `flexibleRollout` strategy for `pct` % (group `g`). */
+export const rollout = (pct: number, stickiness = "default") => ({
+  name: "flexibleRollout",
+  parameters: { rollout: String(pct), stickiness, groupId: "g" },
+  constraints: [],
+});

@@ -19,7 +19,7 @@ import {
   waitFor,
 } from "./_helpers.ts";
 import { tempDatabase } from "./_pg.ts";
-import { clientTokens, UNLEASH_VARS, UnleashAdmin } from "./_unleash.ts";
+import { clientTokens, rollout, UNLEASH_VARS, UnleashAdmin } from "./_unleash.ts";
 import type { Settings } from "../lib/settings.ts";
 import { Authenticator, loadTokens, parseInlineTokens, parseTokenFile } from "../lib/auth.ts";
 
@@ -31,12 +31,6 @@ const ADMIN_TOKEN = "admin-token-0123456789abcdef";
 /** Two bound SDK tokens (sent raw, as SDKs do) and one bound to no environment. */
 const TOKENS = `dev:${DEV_TOKEN}:flags:read@development;prod:${PROD_TOKEN}:flags:read@production;` +
   `any:${OPEN_TOKEN}:flags:read;admin:${ADMIN_TOKEN}:admin`;
-
-const rollout = (pct: number, stickiness = "default") => ({
-  name: "flexibleRollout",
-  parameters: { rollout: String(pct), stickiness, groupId: "g" },
-  constraints: [],
-});
 
 /** The flags file: what each environment's SDK must answer is known from it. */
 const FLAGS = {

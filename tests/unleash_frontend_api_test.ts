@@ -18,7 +18,7 @@ import {
   waitFor,
 } from "./_helpers.ts";
 import { tempDatabase } from "./_pg.ts";
-import { UNLEASH_VARS, UnleashAdmin } from "./_unleash.ts";
+import { rollout, UNLEASH_VARS, UnleashAdmin } from "./_unleash.ts";
 import type { Settings } from "../lib/settings.ts";
 import { frontendContext } from "../lib/flags/frontend.ts";
 
@@ -27,12 +27,6 @@ const PROD_TOKEN = "prod-web-token-0123456789abcdef";
 const ANY_TOKEN = "any-web-token-0123456789abcdef";
 const TOKENS = `prod:${PROD_TOKEN}:flags:read@production;any:${ANY_TOKEN}:flags:read`;
 const ORIGIN = "https://app.example.com";
-
-const rollout = (pct: number, stickiness = "default") => ({
-  name: "flexibleRollout",
-  parameters: { rollout: String(pct), stickiness, groupId: "g" },
-  constraints: [],
-});
 
 const DEV_FEATURES = [
   { name: "dev-only", enabled: true, strategies: [{ name: "default", parameters: {} }] },
