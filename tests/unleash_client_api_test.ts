@@ -12,6 +12,7 @@ import {
   ioTest,
   post,
   serverTest,
+  sleep,
   stackSettings,
   startService,
   tempFile,
@@ -93,6 +94,10 @@ async function served(settings: Settings) {
     svc,
     url: `http://127.0.0.1:${server.addr.port}/api/`,
     async [Symbol.asyncDispose]() {
+      // The SDKs (declared after, so destroyed first) may have a request that has not yet
+      // connected: the SDK's repository drops its listeners at destroy, so a refused
+      // connection would become an uncaught 'error' inside unleash-client. Let it land first.
+      await sleep(300);
       await server.shutdown();
       await svc[Symbol.asyncDispose]();
     },
