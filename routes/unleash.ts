@@ -72,24 +72,31 @@ export const MetricsBody = z.looseObject({
   }),
 }).openapi("UnleashClientMetrics");
 
-const environmentParameters = [
-  {
-    name: "X-Environment",
-    in: "header" as const,
-    required: false,
-    schema: { type: "string" as const },
-    description: "The environment, when the token is bound to none (default: " +
-      "UNLEASH_ENVIRONMENT, else DEFAULT_ENVIRONMENT). A bound token may only name its own.",
-  },
-  {
-    name: "environment",
-    in: "query" as const,
-    required: false,
-    schema: { type: "string" as const },
-    description: "The same as X-Environment, for clients that cannot set a header; the " +
-      "header wins when both are given.",
-  },
-];
+/**
+ * The OpenAPI parameters by which an SDK request names its environment (see
+ * `sdkEnvironment`); `queryNote` says how the query parameter is used by that API's SDKs.
+ */
+export function environmentParameters(queryNote: string) {
+  return [
+    {
+      name: "X-Environment",
+      in: "header" as const,
+      required: false,
+      schema: { type: "string" as const },
+      description: "The environment, when the token is bound to none (default: " +
+        "UNLEASH_ENVIRONMENT, else DEFAULT_ENVIRONMENT). A bound token may only name its own.",
+    },
+    {
+      name: "environment",
+      in: "query" as const,
+      required: false,
+      schema: { type: "string" as const },
+      description: `The same as X-Environment (the header wins); ${queryNote}`,
+    },
+  ];
+}
+
+const clientParameters = environmentParameters("for clients that cannot set a header.");
 
 type Router = ReturnType<typeof newRouter>;
 
@@ -112,7 +119,7 @@ export function unleashRoutes(deps: UnleashDeps): Router {
         "definitions; `If-None-Match` gives 304. The token may be sent raw in " +
         "`Authorization`, as SDKs send it. `namePrefix`, `project` and `tag` filters are " +
         "not applied: the SDK gets every flag of the environment.",
-      parameters: environmentParameters,
+      parameters: clientParameters,
       responses: {
         200: jsonContent(
           z.object({
@@ -151,7 +158,7 @@ export function unleashRoutes(deps: UnleashDeps): Router {
       tags: ["Unleash Client API"],
       summary,
       description,
-      parameters: environmentParameters,
+      parameters: clientParameters,
       request: jsonBody(schema),
       responses: { 202: { description: "Accepted" }, ...problemResponses(400, 403, 413) },
     });

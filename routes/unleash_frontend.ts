@@ -16,7 +16,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { OPEN, requires } from "./access.ts";
 import { sdkEnvironment } from "./bound_environment.ts";
-import { MetricsBody, RegisterBody } from "./unleash.ts";
+import { environmentParameters, MetricsBody, RegisterBody } from "./unleash.ts";
 import { type AppEnv, newRouter } from "./router.ts";
 import { jsonBody, jsonContent, problemResponses } from "./openapi.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
@@ -126,24 +126,9 @@ const FrontendBody = z.looseObject({
   }),
 }).openapi("UnleashFrontendRequest");
 
-const environmentParameters = [
-  {
-    name: "X-Environment",
-    in: "header" as const,
-    required: false,
-    schema: { type: "string" as const },
-    description: "The environment, when the token is bound to none (default: " +
-      "UNLEASH_ENVIRONMENT, else DEFAULT_ENVIRONMENT). A bound token may only name its own.",
-  },
-  {
-    name: "environment",
-    in: "query" as const,
-    required: false,
-    schema: { type: "string" as const },
-    description: "The same as X-Environment (the header wins); the frontend SDK sends its " +
-      "context's `environment` here, and its default `default` names none.",
-  },
-];
+const frontendParameters = environmentParameters(
+  "the frontend SDK sends its context's `environment` here, and its default `default` names none.",
+);
 
 const usageResponses = { 200: { description: "Accepted" }, ...problemResponses(400, 403, 413) };
 
@@ -180,7 +165,7 @@ export function unleashFrontendRoutes(deps: UnleashFrontendDeps): Router {
       summary: "Unleash Frontend API: the enabled flags for a context in the query",
       description: description + " Context fields are query parameters (`userId=42`, " +
         "`properties[region]=eu` or `region=eu`).",
-      parameters: environmentParameters,
+      parameters: frontendParameters,
       responses: {
         200: jsonContent(Toggles, "The enabled flags"),
         304: { description: "Not modified" },
@@ -200,7 +185,7 @@ export function unleashFrontendRoutes(deps: UnleashFrontendDeps): Router {
       tags: ["Unleash Frontend API"],
       summary: "Unleash Frontend API: the enabled flags for a context in the body",
       description: description + " The context is the body's `context` (`usePOSTrequests`).",
-      parameters: environmentParameters,
+      parameters: frontendParameters,
       request: jsonBody(FrontendBody),
       responses: {
         200: jsonContent(Toggles, "The enabled flags"),
@@ -226,7 +211,7 @@ export function unleashFrontendRoutes(deps: UnleashFrontendDeps): Router {
       description: "`yes`/`no` (and variant) counts per flag, joined with the Client API's: " +
         "reported to Unleash (unless UNLEASH_DISABLE_METRICS) and `flag_sdk_answers_total` " +
         "in /metrics; counts of flags the environment does not define are dropped.",
-      parameters: environmentParameters,
+      parameters: frontendParameters,
       request: jsonBody(MetricsBody),
       responses: usageResponses,
     }),
@@ -250,7 +235,7 @@ export function unleashFrontendRoutes(deps: UnleashFrontendDeps): Router {
       tags: ["Unleash Frontend API"],
       summary: "Unleash Frontend API: an SDK registers",
       description: "Accepted and counted (`flag_sdk_instances` in /metrics).",
-      parameters: environmentParameters,
+      parameters: frontendParameters,
       request: jsonBody(RegisterBody),
       responses: usageResponses,
     }),
