@@ -77,15 +77,26 @@ export function bodyErrors(error: z.ZodError): FieldError[] {
 /** Parses JSON text (nested at most {@link MAX_JSON_DEPTH} deep) or throws a ValidationError
  * naming the body. */
 export function parseJsonBody(text: string): unknown {
-  if (text.trim() === "") {
-    throw new ValidationError([{ field: "body", in: "body", message: "is required" }]);
-  }
+  return checkJsonDepth(parseJsonText(text));
+}
+
+/** Parses JSON text or throws a ValidationError naming the body (depth unchecked). */
+export function parseJsonText(text: string): unknown {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
+    // An empty body is told from a malformed one only once it does not parse.
+    if (text.trim() === "") {
+      throw new ValidationError([{ field: "body", in: "body", message: "is required" }]);
+    }
     throw new ValidationError([{ field: "body", in: "body", message: "is not valid JSON" }]);
   }
+  return doc;
+}
+
+/** `doc`, or a ValidationError naming the body when it nests deeper than MAX_JSON_DEPTH. */
+export function checkJsonDepth(doc: unknown): unknown {
   // A deeply nested default_value overflowed the stack inside evaluation (500).
   if (nestedDeeperThan(doc)) {
     throw new ValidationError([{

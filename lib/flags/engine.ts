@@ -9,7 +9,8 @@ import { defaultStrategies } from "unleash-client/lib/strategy/index.js";
 import type { Context } from "unleash-client/lib/context.js";
 import type { FeatureInterface } from "unleash-client/lib/feature.js";
 import type { StrategyTransportInterface } from "unleash-client/lib/strategy/index.js";
-import type { Segment } from "unleash-client/lib/strategy/strategy.js";
+import type { Constraint, Segment } from "unleash-client/lib/strategy/strategy.js";
+import { resolveContextValue } from "unleash-client/lib/helpers.js";
 import type { Strategy } from "unleash-client/lib/strategy/index.js";
 import type { Payload } from "unleash-client/lib/variant.js";
 
@@ -59,12 +60,42 @@ let lastMatch: unknown = null;
 const strategies: Strategy[] = defaultStrategies.map((s) => {
   const wrapped = Object.create(s) as Strategy;
   wrapped.getResult = (parameters, context, constraints, variants) => {
-    const r = s.getResult(parameters, context, constraints, variants);
+    // Called on the wrapper, so that the strategy's constraint checks find ours below.
+    const r = s.getResult.call(wrapped, parameters, context, constraints, variants);
     if (r.enabled) lastMatch = parameters;
     return r;
   };
+  wrapped.checkConstraint = (constraint, context) => {
+    const values = inValues(constraint);
+    if (values === null) return s.checkConstraint.call(wrapped, constraint, context);
+    const isIn = values.has(resolveContextValue(context, constraint.contextName) as string);
+    const holds = constraint.operator === "IN" ? isIn : !isIn;
+    return constraint.inverted ? !holds : holds;
+  };
   return wrapped;
 });
+
+/** The cleaned values of each IN / NOT_IN constraint, by constraint (definitions are immutable). */
+const inSets = new WeakMap<object, Set<string> | null>();
+
+/**
+ * An `IN`/`NOT_IN` constraint's values as the SDK's operator compares them (empty ones
+ * dropped, the rest trimmed), as a set; null for any other constraint. The SDK cleans the
+ * list at every evaluation: a 200-user list cost more than the rest of the flag (bench/).
+ * A list that is not all strings stays with the SDK, which decides what it means.
+ */
+function inValues(c: Constraint): Set<string> | null {
+  if (c.operator !== "IN" && c.operator !== "NOT_IN") return null;
+  let set = inSets.get(c);
+  if (set === undefined) {
+    const values: unknown = c.values;
+    set = Array.isArray(values) && values.every((v) => typeof v === "string")
+      ? new Set(values.filter((v) => !!v).map((v) => v.trim()))
+      : null;
+    inSets.set(c, set);
+  }
+  return set;
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);

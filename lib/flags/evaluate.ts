@@ -16,11 +16,14 @@ import {
   bodyErrors,
   BooleanBody,
   BulkBody,
+  checkJsonDepth,
   EvaluateBody,
   OfrepBody,
-  parseJsonBody,
+  parseJsonText,
   typeAndDefault,
 } from "./api.ts";
+import { type EvaluateData, quickBulkBody, quickEvaluateBody } from "./quick_body.ts";
+import type { z } from "@hono/zod-openapi";
 import { EvaluationCounts } from "./counts.ts";
 import { sha256Hex } from "./digest.ts";
 
@@ -93,19 +96,18 @@ export class FlagEvaluator {
    *   endpoint's schema, names an unknown environment or has a default of the wrong type.
    */
   evaluate(op: EvaluateOp, text: string): string {
-    const raw = parseJsonBody(text);
+    const raw = parseJsonText(text);
     const errors: FieldError[] = [];
     if (op === "bulk") {
-      const b = BulkBody.safeParse(raw);
-      if (!b.success) throw new ValidationError(bodyErrors(b.error));
-      const env = this.#envOf(b.data.environment, errors);
-      const items = b.data.flags.map((f, i) => {
+      const data = quickBulkBody(raw) ?? viaZod(BulkBody, raw);
+      const env = this.#envOf(data.environment, errors);
+      const items = data.flags.map((f, i) => {
         const td = typeAndDefault(f.type, f.default_value, `flags.${i}.default_value`);
         if ("field" in td) errors.push(td);
         return { name: f.flag_name, td };
       });
       if (errors.length > 0) throw new ValidationError(errors);
-      const ctx = ofContext(b.data.user_id, b.data.context, env);
+      const ctx = ofContext(data.user_id, data.context, env);
       const out: Record<string, Omit<Resolution, "variant">> = {};
       for (const { name, td } of items) {
         if ("field" in td) continue;
@@ -117,11 +119,8 @@ export class FlagEvaluator {
       }
       return JSON.stringify(out);
     }
-    const b = (op === "boolean" ? BooleanBody : EvaluateBody).safeParse(raw);
-    if (!b.success) throw new ValidationError(bodyErrors(b.error));
-    const body = b.data as
-      & { flag_name: string; type?: undefined; default_value?: unknown }
-      & typeof b.data;
+    const body: EvaluateData = quickEvaluateBody(raw, op) ??
+      viaZod(op === "boolean" ? BooleanBody : EvaluateBody, raw);
     const env = this.#envOf(body.environment, errors);
     const td = typeAndDefault(
       op === "boolean" ? "boolean" : body.type,
@@ -287,6 +286,16 @@ export class FlagEvaluator {
     }
     return v.set;
   }
+}
+
+/**
+ * What `schema` makes of a body the quick check left to it (the whole body's depth checked
+ * first), or the ValidationError naming each field that is wrong.
+ */
+function viaZod<T>(schema: z.ZodType<T>, raw: unknown): T {
+  const b = schema.safeParse(checkJsonDepth(raw));
+  if (!b.success) throw new ValidationError(bodyErrors(b.error));
+  return b.data;
 }
 
 function ofContext(

@@ -124,11 +124,28 @@ export class LocalUnleashProvider implements Provider {
         `flag source unreachable and FEATURE_FLAG_FALLBACK_ENABLED=false (${view.freshness})`,
       );
     }
-    const e = view.set.evaluate(flag, unleashContext(ctx, env));
+    const e = view.set.evaluate(flag, this.#unleashContext(ctx, env));
     if (!e.found) throw new FlagNotFoundError(`no flag ${flag} in ${env}`);
     this.onEvaluated?.(env, flag, e);
     return { e, view, env };
   }
+
+  /**
+   * {@link unleashContext}, once for a run of evaluations over the same context object (a
+   * bulk request's flags): the engine only reads it. Contexts are built per request and not
+   * changed after, so the object's identity stands for its content.
+   */
+  #unleashContext(ctx: EvaluationContext, env: string): Context {
+    if (ctx !== this.#lastCtx || env !== this.#lastEnv) {
+      this.#lastCtx = ctx;
+      this.#lastEnv = env;
+      this.#last = unleashContext(ctx, env);
+    }
+    return this.#last!;
+  }
+  #lastCtx: EvaluationContext | null = null;
+  #lastEnv = "";
+  #last: Context | null = null;
 
   #reason(view: EnvView, reason: string): string {
     return view.freshness === "cached" ? "CACHED" : view.freshness === "stale" ? "STALE" : reason;
