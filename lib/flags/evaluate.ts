@@ -120,7 +120,7 @@ export class FlagEvaluator {
       return JSON.stringify(out);
     }
     const body: EvaluateData = quickEvaluateBody(raw, op) ??
-      viaZod(op === "boolean" ? BooleanBody : EvaluateBody, raw);
+      (op === "boolean" ? viaZod(BooleanBody, raw) : viaZod(EvaluateBody, raw));
     const env = this.#envOf(body.environment, errors);
     const td = typeAndDefault(
       op === "boolean" ? "boolean" : body.type,
