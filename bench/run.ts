@@ -5,7 +5,7 @@
  *
  * Options: --duration S (default 10), --connections N (default 50), --only NAME[,NAME],
  * --skip-extra (no SSE fan-out / RSS runs). wrk runs pinned to CPU 0 (`BENCH_WRK_CPU`, `none`
- * to turn off; see wrk.ts); the baseline is measured again right before every row (each
+ * to turn off) and every server on CPU 1 (`BENCH_SERVER_CPU`; see wrk.ts); the baseline is measured again right before every row (each
  * ratio is to that one) and after the last. With DATABASE_URL set (the local stack), the
  * write scenario also runs against PostgreSQL in a database of its own.
  *
@@ -21,7 +21,7 @@
  * row, to show what the request log costs.
  */
 import { parseArgs } from "node:util";
-import { wrk, WRK_CPU, type WrkResult } from "./wrk.ts";
+import { SERVER_CPU, wrk, WRK_CPU, type WrkResult } from "./wrk.ts";
 import { type Child, post, spawnBare, spawnService } from "./service.ts";
 import { sseFanout } from "./sse_fanout.ts";
 import { rssWithCachedEntries } from "./rss.ts";
@@ -346,7 +346,8 @@ try {
 
   console.log(
     `\n${opts.connections} connections, ${opts.durationS} s per row, wrk -t1, ` +
-      `${WRK_CPU === null ? "" : `pinned to CPU ${WRK_CPU} (servers unpinned), `}` +
+      `${WRK_CPU === null ? "" : `pinned to CPU ${WRK_CPU}, `}` +
+      `${SERVER_CPU === null ? "servers unpinned" : `every server on CPU ${SERVER_CPU}`}, ` +
       `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}\n`,
   );
   console.log(

@@ -7,6 +7,8 @@ export interface Child {
   stop(): Promise<void>;
 }
 
+import { SERVER_CPU } from "./wrk.ts";
+
 const root = new URL("..", import.meta.url).pathname;
 
 /**
@@ -24,8 +26,10 @@ export async function spawnChild(
   marker: string,
   scriptArgs: string[] = [],
 ): Promise<Child> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...RUN_FLAGS, `${root}${script}`, ...scriptArgs],
+  const deno = [Deno.execPath(), "run", "-A", ...RUN_FLAGS, `${root}${script}`, ...scriptArgs];
+  // taskset execs deno in place: the child's pid is the server's.
+  const child = new Deno.Command(SERVER_CPU === null ? deno[0] : "taskset", {
+    args: SERVER_CPU === null ? deno.slice(1) : ["-c", SERVER_CPU, ...deno],
     env,
     stdout: "piped",
     stderr: "inherit",

@@ -41,6 +41,26 @@ export const WRK_CPU: string | null = (() => {
 })();
 
 /**
+ * The CPU every server under test runs on (`taskset -c`): the one wrk is not on, so the
+ * bare baseline and the service get the same single core (`BENCH_SERVER_CPU`, `none` to
+ * leave them to the scheduler). Unpinned, the service's threads (main, four actors, V8's
+ * helpers) sometimes put its main thread beside wrk on CPU 0: its CPU time per evaluate
+ * went from ~35 µs to 60–95 µs in some runs and not others, while the one-threaded bare
+ * server kept CPU 1 to itself. Pinned, actor round trips share the one core with the HTTP
+ * thread, as in a container with one CPU.
+ */
+export const SERVER_CPU: string | null = (() => {
+  const v = Deno.env.get("BENCH_SERVER_CPU") ?? (WRK_CPU === "0" ? "1" : "none");
+  if (v === "none" || navigator.hardwareConcurrency < 2) return null;
+  try {
+    new Deno.Command("taskset", { args: ["-c", v, "true"] }).outputSync();
+    return v;
+  } catch {
+    return null;
+  }
+})();
+
+/**
  * @throws {Error} when wrk is missing (install: `apt-get install -y wrk`) or fails.
  */
 export async function wrk(url: string, o: WrkOptions): Promise<WrkResult> {
