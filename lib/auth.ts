@@ -177,6 +177,30 @@ export function loadTokens(
   return tokens;
 }
 
+/**
+ * The token an `Authorization` header carries: `Bearer <token>`, `Basic base64(user:token)`
+ * (the user name is not checked: the token names its holder), or the token alone. Null
+ * when it carries none.
+ */
+export function tokenOf(authorization: string): string | null {
+  const basic = authorization.match(/^Basic[ ]+([A-Za-z0-9+/]+={0,2})\s*$/i);
+  if (basic) {
+    let pair: string;
+    try {
+      pair = new TextDecoder("utf-8", { fatal: true }).decode(
+        Uint8Array.from(atob(basic[1]), (ch) => ch.charCodeAt(0)),
+      );
+    } catch {
+      return null;
+    }
+    const colon = pair.indexOf(":");
+    const password = colon < 0 ? "" : pair.slice(colon + 1);
+    return /^\S+$/.test(password) ? password : null;
+  }
+  const m = authorization.match(/^(?:Bearer[ ]+)?(\S+)\s*$/i);
+  return m ? m[1] : null;
+}
+
 export type AuthResult =
   | { ok: true; principal: string | null; key: string; environment: string | null }
   | { ok: false; status: 401 | 403; detail: string };
@@ -191,21 +215,23 @@ export class Authenticator {
   }
 
   /**
-   * Checks the `Authorization` header (`Bearer <token>`, or the token alone as Unleash SDKs
-   * send it) against the scopes the route needs.
+   * Checks the `Authorization` header (`Bearer <token>`, the token alone as Unleash SDKs
+   * send it, or HTTP Basic with the token as password as Spring Cloud Config clients send
+   * it) against the scopes the route needs.
    */
   check(authorization: string | null, scopes: readonly Scope[]): AuthResult {
-    const m = authorization?.match(/^(?:Bearer[ ]+)?(\S+)\s*$/i);
-    if (!m) {
+    const token = authorization === null ? null : tokenOf(authorization);
+    if (token === null) {
       return {
         ok: false,
         status: 401,
         detail: authorization
-          ? "The Authorization header must be `Bearer <token>` or the token alone"
+          ? "The Authorization header must be `Bearer <token>`, the token alone, or Basic " +
+            "with the token as password"
           : "An API token is required: `Authorization: Bearer <token>`",
       };
     }
-    const digest = sha256(m[1]);
+    const digest = sha256(token);
     let found: ApiToken | undefined;
     // Every digest is compared, so the time taken does not depend on which one matches.
     for (const t of this.#tokens) {

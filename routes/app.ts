@@ -30,6 +30,7 @@ import { registryRoutes } from "./registry.ts";
 import { metricsRoutes } from "./metrics.ts";
 import { type HistogramSeries, httpDuration } from "../lib/metrics.ts";
 import { fastEvaluation, flagRoutes, ofrepRefusal } from "./flags.ts";
+import { springConfigRoutes } from "./spring_config.ts";
 import { unleashRoutes, USAGE_ROUTES } from "./unleash.ts";
 import { FRONTEND_ROUTES, FrontendCors, unleashFrontendRoutes } from "./unleash_frontend.ts";
 import { bodyEnvironmentRefusal, environmentRefusal } from "./bound_environment.ts";
@@ -214,6 +215,16 @@ function mountRoutes(
       unleashFrontendRoutes({
         settings: deps.settings,
         flags: deps.flags,
+        tokens: deps.tokens ?? [],
+      }),
+    );
+  }
+  if (deps.config) {
+    app.route(
+      "/",
+      springConfigRoutes({
+        settings: deps.settings,
+        config: deps.config,
         tokens: deps.tokens ?? [],
       }),
     );
