@@ -153,7 +153,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
           return finish(problemResponse(problem(403, other, { instance: r.path, request_id: id })));
         }
         if (fastFlags && req.method === "POST" && r.route !== null) {
-          const fast = fastFlags(text, id, r.route);
+          const fast = fastFlags(text, id, r.route, bound);
           if (fast) return finish(fast, true);
         }
         // From the request itself: its URL and method stay exactly as they were resolved and
@@ -204,7 +204,12 @@ function mountRoutes(
       registryRoutes({ settings: deps.settings, registry: deps.registry, health: deps.health }),
     );
   }
-  if (deps.flags) app.route("/", flagRoutes({ settings: deps.settings, flags: deps.flags }));
+  if (deps.flags) {
+    app.route(
+      "/",
+      flagRoutes({ settings: deps.settings, flags: deps.flags, tokens: deps.tokens ?? [] }),
+    );
+  }
   if (deps.flags) {
     app.route(
       "/",

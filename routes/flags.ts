@@ -12,6 +12,7 @@ import { newRouter } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { Settings } from "../lib/settings.ts";
+import type { ApiToken } from "../lib/auth.ts";
 import {
   BooleanBody,
   BulkBody,
@@ -26,6 +27,8 @@ import { errorToProblem, type Problem, problemResponse } from "../lib/problem.ts
 export interface FlagDeps {
   settings: Settings;
   flags: FlagClient;
+  /** The API tokens: a token bound to one environment evaluates there by default. */
+  tokens?: readonly ApiToken[];
 }
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -70,9 +73,11 @@ const EVALUATE_OPS: Record<string, "evaluate" | "boolean" | "bulk"> = {
  * @returns the answer, or null when the request is not one of them.
  */
 export function fastEvaluation(flags: FlagClient) {
-  return (body: string, requestId: string, route: string): Response | null => {
+  return (body: string, requestId: string, route: string, bound?: string): Response | null => {
     const op = EVALUATE_OPS[route];
-    return op === undefined ? null : evaluated(flags, op, body, { instance: route, requestId });
+    return op === undefined
+      ? null
+      : evaluated(flags, op, body, { instance: route, requestId }, bound);
   };
 }
 
@@ -82,11 +87,12 @@ function evaluated(
   op: "evaluate" | "boolean" | "bulk",
   body: string,
   ctx: { instance: string; requestId: string },
+  bound?: string,
 ): Response {
   // The request id goes in now: adding a header to a built Response costs more.
   const headers = { "x-request-id": ctx.requestId };
   try {
-    return json(flags.evaluator.evaluate(op, body), 200, headers);
+    return json(flags.evaluator.evaluate(op, body, bound), 200, headers);
   } catch (err) {
     return problemResponse(errorToProblem(err, ctx), headers);
   }
@@ -121,9 +127,13 @@ function ofrepBadRequest(
 
 export function flagRoutes(deps: FlagDeps) {
   const envs = flagEnvironments(deps.settings);
+  const boundTo = new Map(
+    (deps.tokens ?? []).flatMap((t) => t.environment ? [[t.name, t.environment]] : []),
+  );
   const x: Ctx = {
     ...deps,
     envs,
+    bound: (c) => c.env.principal === null ? undefined : boundTo.get(c.env.principal),
     EnvQuery: z.object({
       environment: z.string().refine((e) => envs.includes(e), `must be one of ${envs.join(", ")}`)
         .openapi({ example: envs[0] }),
@@ -139,6 +149,8 @@ type Router = ReturnType<typeof newRouter>;
 /** What the flag routes share: their deps and the environments flags are served for. */
 interface Ctx extends FlagDeps {
   envs: string[];
+  /** The environment the request's token is bound to, if any. */
+  bound: (c: Context<AppEnv>) => string | undefined;
   EnvQuery: z.ZodObject<{ environment: z.ZodType<string> }>;
 }
 
@@ -165,7 +177,13 @@ function evaluations(r: Router, x: Ctx): void {
     r.post(
       path,
       async (c) =>
-        evaluated(x.flags, op, await c.req.text(), { instance: path, requestId: c.env.requestId }),
+        evaluated(
+          x.flags,
+          op,
+          await c.req.text(),
+          { instance: path, requestId: c.env.requestId },
+          x.bound(c),
+        ),
     );
   };
 
@@ -301,7 +319,8 @@ function ofrepEnv(
   c: Context<AppEnv>,
   key: string | null,
 ): string | null | Response {
-  const e = c.req.header("x-environment") ?? null;
+  // A bound token's request names no other environment (the fetch wrapper refused it).
+  const e = c.req.header("x-environment") ?? x.bound(c) ?? null;
   if (e === null || x.envs.includes(e)) return e;
   return ofrepBadRequest(
     key,

@@ -6,7 +6,15 @@
 import assert from "node:assert/strict";
 import { OpenFeature } from "@openfeature/server-sdk";
 import { OFREPProvider } from "@openfeature/ofrep-provider";
-import { embeddedSettings, get, post, startService, tempFile, waitFor } from "./_helpers.ts";
+import {
+  embeddedSettings,
+  get,
+  ioTest,
+  post,
+  startService,
+  tempFile,
+  waitFor,
+} from "./_helpers.ts";
 
 const FEATURES = [
   { name: "dark-mode", enabled: true, strategies: [{ name: "default" }] },
@@ -448,3 +456,43 @@ Deno.test("flags: a real OpenFeature client through @openfeature/ofrep-provider"
     await OpenFeature.clearProviders();
   }
 });
+
+ioTest(
+  "flags: a token bound to an environment evaluates there when the request names none",
+  async () => {
+    const doc = (enabled: boolean) => ({
+      version: 2,
+      features: [{ name: "where", enabled, strategies: [{ name: "default", parameters: {} }] }],
+      segments: [],
+    });
+    const path = flagsFile({ environments: { development: doc(false), production: doc(true) } });
+    await using svc = await startService(embeddedSettings({
+      FLAGS_FILE: path,
+      API_TOKENS: "prod:prod-flags-token-0123:flags:read@production;" +
+        "any:any-flags-token-01234:flags:read",
+    }));
+    const prod = { authorization: "Bearer prod-flags-token-0123" };
+    const any = { authorization: "Bearer any-flags-token-01234" };
+    const one = { flag_name: "where", default_value: false };
+    const bulk = { flags: [one] };
+    const ask = async (path: string, body: unknown, headers: Record<string, string>) =>
+      (await post(svc.app, path, body, headers)).body;
+    // Bound: its own environment, on every native route and on OFREP without X-Environment.
+    assert.equal((await ask("/api/v1/feature-flags/evaluate", one, prod)).value, true);
+    assert.equal(
+      (await ask("/api/v1/feature-flags/evaluate", one, prod)).environment,
+      "production",
+    );
+    assert.equal((await ask("/api/v1/feature-flags/evaluate/boolean", one, prod)).value, true);
+    assert.equal((await ask("/api/v1/feature-flags/evaluate/bulk", bulk, prod)).where.value, true);
+    assert.equal((await ask("/ofrep/v1/evaluate/flags/where", {}, prod)).value, true);
+    // Naming another environment is refused; unbound tokens still get the default.
+    const other = await post(svc.app, "/api/v1/feature-flags/evaluate", {
+      ...one,
+      environment: "development",
+    }, prod);
+    assert.equal(other.status, 403);
+    assert.equal((await ask("/api/v1/feature-flags/evaluate", one, any)).value, false);
+    assert.equal((await ask("/ofrep/v1/evaluate/flags/where", {}, any)).value, false);
+  },
+);

@@ -90,17 +90,18 @@ export class FlagEvaluator {
   }
 
   /**
-   * One of the evaluation endpoints, from the raw request body.
+   * One of the evaluation endpoints, from the raw request body; `environment` is where a
+   * body that names none is evaluated (a bound token's), else the default environment.
    * @returns the JSON text of the response.
    * @throws {ValidationError} for a body that is not valid JSON, does not match the
    *   endpoint's schema, names an unknown environment or has a default of the wrong type.
    */
-  evaluate(op: EvaluateOp, text: string): string {
+  evaluate(op: EvaluateOp, text: string, environment?: string): string {
     const raw = parseJsonText(text);
     const errors: FieldError[] = [];
     if (op === "bulk") {
       const data = quickBulkBody(raw) ?? viaZod(BulkBody, raw);
-      const env = this.#envOf(data.environment, errors);
+      const env = this.#envOf(data.environment ?? environment, errors);
       const items = data.flags.map((f, i) => {
         const td = typeAndDefault(f.type, f.default_value, `flags.${i}.default_value`);
         if ("field" in td) errors.push(td);
@@ -121,7 +122,7 @@ export class FlagEvaluator {
     }
     const body: EvaluateData = quickEvaluateBody(raw, op) ??
       (op === "boolean" ? viaZod(BooleanBody, raw) : viaZod(EvaluateBody, raw));
-    const env = this.#envOf(body.environment, errors);
+    const env = this.#envOf(body.environment ?? environment, errors);
     const td = typeAndDefault(
       op === "boolean" ? "boolean" : body.type,
       body.default_value,
