@@ -9,6 +9,7 @@ import { buildApp } from "./routes/app.ts";
 import { type ApiToken, loadTokens, TokenConfigError } from "./lib/auth.ts";
 import { SERVICE_VERSION } from "./routes/meta.ts";
 import { WatchHub } from "./lib/config/watch_hub.ts";
+import { serve } from "./lib/http/h2c.ts";
 
 async function main(): Promise<void> {
   let settings: Settings;
@@ -54,7 +55,8 @@ async function main(): Promise<void> {
     flags: actors.flags,
     tokens,
   });
-  const server = Deno.serve({
+  // Deno.serve alone refuses h2c upgrade requests with a body (lib/http/h2c.ts).
+  const server = (settings.HTTP_H2C_COMPAT ? serve : Deno.serve)({
     hostname: settings.SERVICE_HOST,
     port: settings.SERVICE_PORT,
     onListen: ({ hostname, port }) =>
