@@ -156,7 +156,7 @@ function yamlScalar(v: unknown): string {
 /** A string plain when YAML reads it back as that string, else single-quoted. */
 function yamlString(s: string): string {
   const plain = s !== "" && !/^[\s\-?:,\[\]{}#&*!|>'"%@`]/.test(s) && !/\s$/.test(s) &&
-    !/: |:$| #|[\x00-\x1f\x7f]/.test(s) &&
+    !/: |:$| #/.test(s) && ![...s].some((ch) => ch < " " || ch === "\x7f") &&
     !/^(~|null|true|false|yes|no|on|off|y|n|[-+]?(\.inf|\.nan)|[-+]?[0-9][0-9_.:eExXoObB+-]*|\.[0-9].*)$/i
       .test(s);
   return plain ? s : `'${s.replaceAll("'", "''")}'`;

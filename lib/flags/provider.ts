@@ -15,7 +15,7 @@ import {
   TypeMismatchError,
 } from "@openfeature/server-sdk";
 import type { Client } from "@openfeature/server-sdk";
-import type { Context, Evaluation, FlagSet } from "./engine.ts";
+import type { Context, Evaluation, FeatureInterface, FlagSet } from "./engine.ts";
 
 export type FlagType = "boolean" | "string" | "number" | "integer" | "float" | "object";
 
@@ -88,6 +88,15 @@ function fromPayload(e: Evaluation, type: FlagType, flag: string): unknown {
   throw new TypeMismatchError(
     `${flag} answers a ${p.type} payload (variant ${e.variant.name}), not ${type}`,
   );
+}
+
+/** Whether any variant of `f` (its own, or a strategy's) carries a payload. */
+function carriesPayloads(f: FeatureInterface): boolean {
+  const has = (vs: unknown) =>
+    Array.isArray(vs) &&
+    vs.some((v) => typeof v === "object" && v !== null && "payload" in v && v.payload);
+  return has(f.variants) ||
+    (f.strategies ?? []).some((s) => has((s as { variants?: unknown }).variants));
 }
 
 /** Why a typed flag answered its default: the flag is off, or no variant with a payload. */
@@ -194,11 +203,14 @@ export class LocalUnleashProvider implements Provider {
 
   /**
    * OFREP carries no type: a selected variant with a payload answers the payload (typed by
-   * its own type), any other flag its enabled state.
+   * its own type). A flag whose variants carry payloads (a string, number or object flag)
+   * answers no value when none is selected — disabled, or no strategy matched — so that the
+   * OFREP provider gives the application its own default, as our typed evaluate does; any
+   * other flag answers its enabled state.
    * @throws the OpenFeature errors of {@link run}.
    */
   untyped(flag: string, ctx: EvaluationContext): Resolution {
-    const { e, view } = this.run(flag, ctx);
+    const { e, view, env } = this.run(flag, ctx);
     const p = e.variant.enabled ? e.variant.payload : undefined;
     if (e.enabled && p) {
       const type: FlagType = p.type === "number"
@@ -210,6 +222,14 @@ export class LocalUnleashProvider implements Provider {
         value: fromPayload(e, type, flag),
         variant: e.variant.name,
         reason: this.#reason(view, e.reason),
+      };
+    }
+    const feature = this.#lookup(env)?.set.features.get(flag);
+    if (feature && carriesPayloads(feature)) {
+      return {
+        value: undefined,
+        variant: e.variant.name,
+        reason: this.#reason(view, defaultReason(e)),
       };
     }
     return {
