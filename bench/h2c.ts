@@ -16,7 +16,7 @@
  * Prints a Markdown table with each row's ratio to bare `Deno.serve` on the same request.
  * Run as `bench/h2c.ts serve <mode>`, it is the server of one row.
  */
-import { serve } from "../lib/http/h2c.ts";
+import { relayServe, serve } from "../lib/http/h2c.ts";
 import { spawnChild } from "./service.ts";
 import { SERVER_CPU, wrk, WRK_CPU, type WrkResult } from "./wrk.ts";
 
@@ -139,6 +139,7 @@ if (Deno.args[0] === "serve") {
   };
   if (mode === "bare") Deno.serve(options, small);
   else if (mode === "front") serve(options, small);
+  else if (mode === "relay-front") relayServe(options, small);
   else if (mode === "relay") await relayOnly();
   else if (mode === "node") await nodeHttp();
   else if (mode === "app-bare") await app(false);
@@ -217,11 +218,16 @@ async function main(): Promise<void> {
     lua?: string;
     against?: string;
   }[] = [
-    { request: "GET small JSON", path: "/", modes: ["front", "relay", "node"], base: "bare" },
+    {
+      request: "GET small JSON",
+      path: "/",
+      modes: ["front", "relay-front", "relay", "node"],
+      base: "bare",
+    },
     {
       request: "POST small JSON",
       path: "/",
-      modes: ["front", "relay", "node"],
+      modes: ["front", "relay-front", "relay", "node"],
       base: "bare",
       lua: script(luaPost("/")),
     },
@@ -252,7 +258,8 @@ async function main(): Promise<void> {
   ];
   const names: Record<string, string> = {
     bare: "bare Deno.serve",
-    front: "front (lib/http/h2c.ts)",
+    front: "front (lib/http/h2c.ts: first request here, then Deno's own server)",
+    "relay-front": "relay for every request (relayServe)",
     relay: "relay only (no framing)",
     node: "node:http (own handler)",
     "app-bare": "service on bare Deno.serve",

@@ -69,6 +69,7 @@ interface Scenario {
   target?:
     | "embedded"
     | "warning"
+    | "direct"
     | "postgres"
     | "no-near-cache"
     | "bare"
@@ -96,6 +97,8 @@ end
 const BULK_KEYS = Array.from({ length: 50 }, (_, i) => `bulk-key-${i}`);
 const HOT_KEY = "GET /api/v1/config/{key} (hot key: near cache on the HTTP thread)";
 const HOT_KEY_WARNING = "GET /api/v1/config/{key} (hot key, LOG_LEVEL=WARNING: no request log)";
+const HOT_KEY_DIRECT =
+  "GET /api/v1/config/{key} (hot key, HTTP_H2C_COMPAT=false: Deno.serve without the h2c relay)";
 const SCENARIOS: Scenario[] = [
   { name: "GET /live (all middleware, tiny JSON)", path: "/live" },
   { name: "GET /health (all middleware, no actor hop)", path: "/health" },
@@ -108,6 +111,11 @@ const SCENARIOS: Scenario[] = [
     name: HOT_KEY_WARNING,
     path: `/api/v1/config/model_path?environment=${ENV}&service_name=asr-service`,
     target: "warning",
+  },
+  {
+    name: HOT_KEY_DIRECT,
+    path: `/api/v1/config/model_path?environment=${ENV}&service_name=asr-service`,
+    target: "direct",
   },
   {
     name: "GET /api/v1/config/{key} (cached in the actor: one round trip)",
@@ -141,6 +149,8 @@ const FLAG_NAMES = {
   barePost: "bare Deno.serve POST, parses the JSON body, small JSON (flag POST baseline)",
   evaluate: `POST /api/v1/feature-flags/evaluate (${FLAG_COUNT} flags in FLAGS_FILE, new user_id ` +
     "per request)",
+  evaluateDirect:
+    `POST /api/v1/feature-flags/evaluate (${FLAG_COUNT} flags, HTTP_H2C_COMPAT=false)`,
   bulk: `POST /api/v1/feature-flags/evaluate/bulk (${FLAG_COUNT} flags, FLAGS_FILE)`,
   unleash:
     `Unleash 8 frontend API, GET /api/frontend (the same ${FLAG_COUNT} flags, all evaluated)`,
@@ -161,6 +171,12 @@ SCENARIOS.push(
     target: "bare",
   },
   { name: FLAG_NAMES.evaluate, path: "/api/v1/feature-flags/evaluate", lua: luaEvaluate() },
+  {
+    name: FLAG_NAMES.evaluateDirect,
+    path: "/api/v1/feature-flags/evaluate",
+    lua: luaEvaluate(),
+    target: "direct",
+  },
   { name: FLAG_NAMES.bulk, path: "/api/v1/feature-flags/evaluate/bulk", lua: luaBulk() },
   // Its wrk script is made at run time, within Unleash's rate limit (measureUnleashFrontend).
   { name: FLAG_NAMES.unleash, path: "/api/frontend", target: "unleash" },
@@ -219,6 +235,9 @@ tmpFiles.push(flagsFile);
 const bare = await spawnBare();
 const svc = await spawnService({ FLAGS_FILE: flagsFile });
 const quiet = wanted(HOT_KEY_WARNING) ? await spawnService({ LOG_LEVEL: "WARNING" }) : null;
+const direct = wanted(HOT_KEY_DIRECT) || wanted(FLAG_NAMES.evaluateDirect)
+  ? await spawnService({ FLAGS_FILE: flagsFile, HTTP_H2C_COMPAT: "false" })
+  : null;
 const noNear = await spawnService({ CONFIG_NEAR_CACHE_ENTRIES: "0" });
 let pg: { svc: Child; drop: () => Promise<void> } | null = null;
 let flagsUnleash: Child | null = null;
@@ -227,6 +246,7 @@ let unleashFlagCount = 0;
 try {
   await seed(svc);
   if (quiet) await seed(quiet);
+  if (direct) await seed(direct);
   await seed(noNear);
   const pgUrl = Deno.env.get("DATABASE_URL");
   if (pgUrl && SCENARIOS.some((s) => s.target === "postgres" && wanted(s.name))) {
@@ -305,6 +325,7 @@ try {
     const target = {
       embedded: svc,
       warning: quiet,
+      direct,
       postgres: pg?.svc,
       "no-near-cache": noNear,
       bare,
@@ -372,6 +393,24 @@ try {
     );
   }
   const ratio = (a?: number, b?: number) => a && b ? `${(a / b).toFixed(2)}×` : "n/a";
+  const rowRatio = (name: string) => {
+    const row = rows.find((r) => r.name === name);
+    return row ? row.r.rps / row.base : undefined;
+  };
+  const [hotRelay, hotDirect] = [rowRatio(HOT_KEY), rowRatio(HOT_KEY_DIRECT)];
+  const [evalRelay, evalDirect] = [
+    rowRatio(FLAG_NAMES.evaluate),
+    rowRatio(FLAG_NAMES.evaluateDirect),
+  ];
+  if (hotRelay && hotDirect) {
+    extra.push(
+      `- h2c relay cost (HTTP_H2C_COMPAT=true, the default): hot key ${hotRelay.toFixed(2)}× ` +
+        `vs ${hotDirect.toFixed(2)}× with Deno.serve alone` +
+        (evalRelay && evalDirect
+          ? `; evaluate ${evalRelay.toFixed(2)}× vs ${evalDirect.toFixed(2)}×`
+          : ""),
+    );
+  }
   const barePost = rps(FLAG_NAMES.barePost);
   const evalRow = rows.find((r) => r.name === FLAG_NAMES.evaluate);
   if (barePost && (rps(FLAG_NAMES.evaluate) || rps(FLAG_NAMES.bulk))) {
@@ -426,6 +465,7 @@ try {
     bare.stop(),
     svc.stop(),
     quiet?.stop(),
+    direct?.stop(),
     noNear.stop(),
     pg?.drop(),
     flagsUnleash?.stop(),

@@ -173,7 +173,7 @@ const schema = z.object({
   // Seconds without a byte of a request body before it is refused (408); bytes of bodies being
   // read at once, across requests, before 503 + Retry-After (at least one 1 MiB body).
   HTTP_BODY_IDLE_TIMEOUT: num(10, { min: 0.1, max: 3600 }),
-  /** Answer HTTP/1.1 requests that ask for an h2c upgrade (lib/http/h2c.ts); costs throughput. */
+  /** Answer HTTP/1.1 requests that ask for an h2c upgrade (lib/http/h2c.ts). */
   HTTP_H2C_COMPAT: bool(true),
   HTTP_BODY_BUDGET_BYTES: num(67_108_864, { min: 1_048_576, max: 1_099_511_627_776, int: true }),
   AUTH_FAILURES_PER_MINUTE: num(30, { min: 0, max: 10_000_000, int: true }),

@@ -162,3 +162,87 @@ ioTest("h2c: every route answers an h2c upgrade request as it answers the plain 
     await svc.status;
   }
 });
+
+/** Writes `text` on a new connection to `port` and reads until the peer closes (or 10 s). */
+async function exchangeRaw(port: number, text: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(text));
+  const out: Uint8Array<ArrayBuffer>[] = [];
+  const timer = setTimeout(() => conn.close(), 10_000);
+  try {
+    const buf = new Uint8Array(16 * 1024);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      out.push(buf.slice(0, n));
+    }
+  } catch {
+    /* closed by the timer */
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+  return new TextDecoder().decode(await new Blob(out).arrayBuffer());
+}
+
+const post = (key: string, opts: { h2c?: boolean; close?: boolean } = {}) => {
+  const body = JSON.stringify({ key, value: 1, environment: "development" });
+  return `POST /api/v1/config HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+    (opts.h2c
+      ? "Connection: Upgrade, HTTP2-Settings" + (opts.close ? ", close" : "") +
+        "\r\nUpgrade: h2c\r\nHTTP2-Settings: AAEAAEAAAAIAAAABAAMAAABkAAQBAAAAAAUAAEAA\r\n"
+      : opts.close
+      ? "Connection: close\r\n"
+      : "") +
+    `content-length: ${body.length}\r\n\r\n${body}`;
+};
+
+ioTest(
+  "h2c: every request of a kept-alive connection, first or later, plain, upgrade or pipelined",
+  async () => {
+    const svc = await spawnService({ DATA_DIR: tempDir(), LOG_LEVEL: "WARNING" });
+    try {
+      const port = Number(new URL(svc.url).port);
+      const statuses = (text: string) =>
+        [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+      /** Sends each request on one connection after the answer to the one before. */
+      const sequence = async (requests: string[]) => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        const got: string[] = [];
+        try {
+          for (const r of requests) {
+            await conn.write(new TextEncoder().encode(r));
+            const buf = new Uint8Array(16 * 1024);
+            const n = await conn.read(buf);
+            got.push(...statuses(new TextDecoder().decode(buf.subarray(0, n ?? 0))));
+          }
+        } finally {
+          conn.close();
+        }
+        return got;
+      };
+      // The JDK's HttpClient asks for the upgrade on every request of a connection.
+      assert.deepEqual(
+        await sequence([1, 2, 3, 4].map((i) => post(`ka.up.${i}`, { h2c: i !== 3 }))),
+        ["201", "201", "201", "201"],
+      );
+      // A plain first request: the rest of the connection is Deno's own server's.
+      assert.deepEqual(
+        await sequence([1, 2, 3].map((i) => post(`ka.plain.${i}`))),
+        ["201", "201", "201"],
+      );
+      // Pipelined: three requests in one write, the last closing the connection.
+      const piped = await exchangeRaw(
+        port,
+        post("ka.pipe.1") + post("ka.pipe.2", { h2c: true }) +
+          post("ka.pipe.3", { h2c: true, close: true }),
+      );
+      assert.deepEqual(statuses(piped), ["201", "201", "201"], piped);
+    } finally {
+      svc.kill();
+      await svc.status;
+    }
+  },
+);

@@ -16,16 +16,16 @@
  * option or environment variable to turn it off, and `Deno.serve` cannot be handed a
  * connection whose first bytes were already read.
  *
- * So {@link serve} puts a small TCP front before `Deno.serve`: it accepts the connections,
- * relays each one to a `Deno.serve` on a loopback port, and follows the request framing
- * (head, `Content-Length` or chunked body) to find each request head. A head that asks for an
- * h2c upgrade goes on without `Upgrade`, `HTTP2-Settings` and their `Connection` tokens —
- * exactly the request a client that does not ask for HTTP/2 sends — and every other byte goes
- * through unchanged. Handlers see the client's address in `info.remoteAddr`, as with a bare
- * `Deno.serve`. The relay costs throughput (bench/h2c.ts, one CPU): 0.38–0.43x of a bare
- * `Deno.serve` on tiny requests, 0.35x on `GET /live`, 0.53x on a flag evaluation — the price
- * of the issue's "make it the default anyway"; nothing that keeps Deno.serve's speed exists
- * in Deno 2.9 (no option, no way to hand it a connection after peeking at it).
+ * So {@link serve} accepts the connections itself and answers each one's first request here,
+ * as if it had not asked for the upgrade. A connection whose first request did not ask is
+ * then handed to Deno's own server (`serveHttpOnConnection`, what `Deno.serve` runs per
+ * connection), so every later request on it is served at `Deno.serve`'s speed. One whose
+ * first request asked goes on through a relay to a `Deno.serve` on a loopback port, which
+ * follows the request framing (head, `Content-Length` or chunked body) and removes the
+ * upgrade headers from each head that carries them: the JDK's `HttpClient` and curl ask on
+ * every request of the connection. Handlers see the client's address in `info.remoteAddr`
+ * either way. The cost (bench/h2c.ts, docs/operations.md): the first request of each
+ * connection, and every request of a client that asks for the upgrade.
  */
 
 /** Where to listen; the subset of `Deno.ServeTcpOptions` the service uses. */
@@ -299,52 +299,54 @@ function closeQuietly(conn: Deno.Conn): void {
 }
 
 /**
- * Serves `handler` like `Deno.serve({hostname, port, onListen}, handler)`, and also answers
- * HTTP/1.1 requests that ask for an h2c upgrade, with or without a body, as if they did not
- * ask (see the module documentation for why `Deno.serve` alone refuses them).
- *
- * `shutdown()` stops accepting, lets in-flight requests finish and closes idle connections,
- * as `Deno.serve`'s does.
+ * Relays whole connections to a `Deno.serve` on a loopback port (started at the first one),
+ * rewriting the heads that ask for an h2c upgrade; handlers see each client's own address.
  */
-export function serve(
-  options: H2cServeOptions,
-  handler: H2cHandler,
-): Deno.HttpServer<Deno.NetAddr> {
+class Relay {
+  readonly #handler: H2cHandler;
   /** Local port of each relay connection to the inner server → the client it relays. */
-  const peers = new Map<number, Deno.NetAddr>();
-  const inner = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req, info) => {
-    const peer = peers.get(info.remoteAddr.port);
-    if (peer === undefined) return handler(req, info);
-    return handler(req, {
-      remoteAddr: peer,
-      get completed() {
-        return info.completed;
-      },
-    });
-  });
-  const innerPort = inner.addr.port;
-  const listener = Deno.listen({
-    hostname: options.hostname ?? "0.0.0.0",
-    port: options.port ?? 8000,
-    transport: "tcp",
-  });
-  const open = new Set<Promise<void>>();
+  readonly #peers = new Map<number, Deno.NetAddr>();
+  #inner: Deno.HttpServer<Deno.NetAddr> | null = null;
 
-  const relay = async (client: Deno.TcpConn) => {
+  constructor(handler: H2cHandler) {
+    this.#handler = handler;
+  }
+
+  #server(): Deno.HttpServer<Deno.NetAddr> {
+    return this.#inner ??= Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (
+      req,
+      info,
+    ) => {
+      const peer = this.#peers.get(info.remoteAddr.port);
+      if (peer === undefined) return this.#handler(req, info);
+      return this.#handler(req, {
+        remoteAddr: peer,
+        get completed() {
+          return info.completed;
+        },
+      });
+    });
+  }
+
+  /** Relays `client` until either side ends; `first` are bytes already read from it. */
+  async relay(client: Deno.TcpConn, first?: Uint8Array): Promise<void> {
     let upstream: Deno.TcpConn;
     try {
-      upstream = await Deno.connect({ hostname: "127.0.0.1", port: innerPort });
+      upstream = await Deno.connect({ hostname: "127.0.0.1", port: this.#server().addr.port });
     } catch {
       closeQuietly(client);
       return;
     }
     const key = (upstream.localAddr as Deno.NetAddr).port;
-    peers.set(key, client.remoteAddr as Deno.NetAddr);
+    this.#peers.set(key, client.remoteAddr as Deno.NetAddr);
     // Small answers must not wait for Nagle's algorithm on either hop.
     client.setNoDelay(true);
     upstream.setNoDelay(true);
     const up = async () => {
       const framer = new RequestFramer();
+      if (first !== undefined) {
+        for (const piece of framer.feed(first)) await writeAll(upstream, piece);
+      }
       const buf = new Uint8Array(RELAY_BUFFER);
       for (;;) {
         const n = await client.read(buf);
@@ -370,22 +372,38 @@ export function serve(
       closeQuietly(upstream);
     };
     await Promise.all([up().catch(ended), down().then(ended, ended)]);
-    peers.delete(key);
-  };
+    this.#peers.delete(key);
+  }
 
+  /** Lets in-flight requests finish and closes idle connections, as `Deno.serve`'s does. */
+  async shutdown(): Promise<void> {
+    await this.#inner?.shutdown();
+  }
+}
+
+/** The listener, its accept loop and shutdown, shared by both servers below. */
+function listen(
+  options: H2cServeOptions,
+  onConnection: (conn: Deno.TcpConn) => Promise<void>,
+  onShutdown: () => Promise<void>,
+): Deno.HttpServer<Deno.NetAddr> {
+  const listener = Deno.listen({
+    hostname: options.hostname ?? "0.0.0.0",
+    port: options.port ?? 8000,
+    transport: "tcp",
+  });
+  const open = new Set<Promise<void>>();
   const accepting = (async () => {
     try {
       for await (const client of listener) {
-        const done = relay(client);
+        const done = onConnection(client).catch(() => closeQuietly(client));
         open.add(done);
         done.finally(() => open.delete(done));
       }
     } catch { /* the listener was closed */ }
   })();
-
   const addr = listener.addr as Deno.NetAddr;
   options.onListen?.(addr);
-
   let stopping: Promise<void> | null = null;
   const shutdown = () =>
     stopping ??= (async () => {
@@ -393,29 +411,315 @@ export function serve(
         listener.close();
       } catch { /* closed already */ }
       await accepting;
-      // Deno.serve lets in-flight requests finish and closes idle connections; the relays
-      // end with them.
-      await inner.shutdown();
+      await onShutdown();
       await Promise.all(open);
     })();
   const finished = (async () => {
-    await inner.finished;
     await accepting;
+    await stopping;
     await Promise.all(open);
   })();
-
   return {
     addr,
     finished,
     shutdown,
     ref() {
-      inner.ref();
       listener.ref();
     },
     unref() {
-      inner.unref();
       listener.unref();
     },
     [Symbol.asyncDispose]: shutdown,
   };
+}
+
+/**
+ * The relay alone: every connection crosses a loopback hop to an inner `Deno.serve`. The
+ * fallback of {@link serve} when Deno's internal per-connection server is not there.
+ */
+export function relayServe(
+  options: H2cServeOptions,
+  handler: H2cHandler,
+): Deno.HttpServer<Deno.NetAddr> {
+  const relay = new Relay(handler);
+  return listen(options, (client) => relay.relay(client), () => relay.shutdown());
+}
+
+/** `Deno.serve` on one accepted connection: Deno's internal `serveHttpOnConnection`. */
+type ServeOnConnection = (
+  conn: Deno.Conn,
+  signal: AbortSignal,
+  handler: H2cHandler,
+  onError: (err: unknown) => Response,
+  onListen: () => void,
+) => { finished: Promise<void> };
+
+function serveOnConnection(): ServeOnConnection | null {
+  const deno = Deno as unknown as Record<symbol | string, unknown>;
+  const internal = deno[deno.internal as symbol] as Record<string, unknown> | undefined;
+  const fn = internal?.serveHttpOnConnection;
+  return typeof fn === "function" ? fn as ServeOnConnection : null;
+}
+
+/** Largest first request (head and body) answered before the connection is handed over. */
+const FIRST_MAX = 64 * 1024;
+
+/** What the first request of a connection is, when it is one {@link serve} answers itself. */
+interface FirstRequest {
+  method: string;
+  target: string;
+  headers: Headers;
+  body: Uint8Array<ArrayBuffer> | null;
+  close: boolean;
+  /** It asked for an h2c upgrade (its client will ask again on every request). */
+  h2c: boolean;
+}
+
+/**
+ * The first request of a connection from `data` (all bytes read so far), or "more" when its
+ * head or body is not all there yet, or null when the connection must take the relay
+ * (chunked or `Expect` bodies, another upgrade, HTTP/2, more bytes than the request, a head
+ * or body over {@link FIRST_MAX}).
+ */
+function firstRequest(data: Uint8Array): FirstRequest | "more" | null {
+  const end = headEnd(data, 0);
+  if (end === -1) return data.length > FIRST_MAX ? null : "more";
+  const lines = byteString(data.subarray(0, end)).split(/\r?\n/);
+  const m = /^([A-Z]+) (\S+) HTTP\/1\.([01])$/.exec(lines[0]);
+  if (!m || m[1] === "CONNECT") return null;
+  const headers = new Headers();
+  for (const line of lines.slice(1)) {
+    if (line === "") continue;
+    const colon = line.indexOf(":");
+    if (colon <= 0 || /\s/.test(line.slice(0, colon))) return null;
+    try {
+      headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
+    } catch {
+      return null; // a value Headers refuses: Deno.serve's to judge
+    }
+  }
+  const connection = tokens(headers.get("connection") ?? "");
+  const upgrade = headers.get("upgrade");
+  const h2c = upgrade !== null && connection.includes("upgrade");
+  if (h2c) {
+    if (!tokens(upgrade).includes("h2c")) return null; // a WebSocket: Deno.serve's
+    headers.delete("upgrade");
+    headers.delete("http2-settings");
+  }
+  headers.delete("http2-settings");
+  const rest = connection.filter((t) => t !== "upgrade" && t !== "http2-settings");
+  if (rest.length > 0) headers.set("connection", rest.join(", "));
+  else headers.delete("connection");
+  if (headers.has("transfer-encoding") || headers.has("expect")) return null;
+  const cl = headers.get("content-length");
+  if (cl !== null && !/^\d{1,15}$/.test(cl)) return null;
+  const length = cl === null ? 0 : Number(cl);
+  if (end + length > FIRST_MAX) return null;
+  if (data.length < end + length) return "more";
+  if (data.length > end + length) return null; // pipelined: the relay follows the framing
+  const close = m[3] === "0" ? !rest.includes("keep-alive") : rest.includes("close");
+  return {
+    method: m[1],
+    target: m[2],
+    headers,
+    body: length > 0 ? data.slice(end, end + length) : null,
+    close,
+    h2c,
+  };
+}
+
+const REASONS: Record<number, string> = {
+  200: "OK",
+  201: "Created",
+  202: "Accepted",
+  204: "No Content",
+  304: "Not Modified",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  412: "Precondition Failed",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+const encoder = new TextEncoder();
+
+/**
+ * Writes `res` to `conn` as HTTP/1.1: a finite body with its length, an event stream chunked
+ * as it comes (aborting `abort` when the client is gone).
+ */
+async function writeResponse(
+  conn: Deno.Conn,
+  method: string,
+  res: Response,
+  close: boolean,
+  abort: AbortController,
+): Promise<void> {
+  const noBody = method === "HEAD" || res.status === 204 || res.status === 304 ||
+    (res.status >= 100 && res.status < 200);
+  const streaming = !noBody && res.body !== null &&
+    (res.headers.get("content-type") ?? "").startsWith("text/event-stream");
+  let head = `HTTP/1.1 ${res.status} ${REASONS[res.status] ?? "Status"}\r\n`;
+  for (const [k, v] of res.headers) {
+    if (k === "content-length" || k === "transfer-encoding" || k === "connection") continue;
+    head += `${k}: ${v}\r\n`;
+  }
+  if (close) head += "connection: close\r\n";
+  if (streaming) {
+    await writeAll(conn, encoder.encode(`${head}transfer-encoding: chunked\r\n\r\n`));
+    const reader = res.body!.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const chunk = typeof value === "string" ? encoder.encode(value) : value as Uint8Array;
+        if (chunk.length === 0) continue;
+        await writeAll(conn, encoder.encode(`${chunk.length.toString(16)}\r\n`));
+        await writeAll(conn, chunk);
+        await writeAll(conn, encoder.encode("\r\n"));
+      }
+      await writeAll(conn, encoder.encode("0\r\n\r\n"));
+    } catch (err) {
+      abort.abort();
+      reader.cancel().catch(() => {});
+      throw err;
+    }
+    return;
+  }
+  const body = noBody || res.body === null ? null : new Uint8Array(await res.arrayBuffer());
+  if (noBody) await res.body?.cancel();
+  const length = body?.length ?? 0;
+  const lengthLine = res.status === 204 || res.status === 304 || res.status < 200
+    ? ""
+    : method === "HEAD"
+    ? (res.headers.has("content-length")
+      ? `content-length: ${res.headers.get("content-length")}\r\n`
+      : "")
+    : `content-length: ${length}\r\n`;
+  const out = encoder.encode(`${head}${lengthLine}\r\n`);
+  if (body === null || body.length === 0) {
+    await writeAll(conn, out);
+    return;
+  }
+  const all = new Uint8Array(out.length + body.length);
+  all.set(out);
+  all.set(body, out.length);
+  await writeAll(conn, all);
+}
+
+/**
+ * Serves `handler` like `Deno.serve({hostname, port, onListen}, handler)`, and also answers
+ * HTTP/1.1 requests that ask for an h2c upgrade, with or without a body, as if they did not
+ * ask (see the module documentation for why `Deno.serve` alone refuses them).
+ *
+ * Each connection's first request is read and answered here. A connection whose first
+ * request did not ask for the upgrade is then handed to Deno's own server for the rest of
+ * its requests, at its speed (`Deno[Deno.internal].serveHttpOnConnection`; without it every
+ * connection takes the relay). One whose first request asked goes on through the relay,
+ * which follows every request: its client asks again on each (the JDK's `HttpClient` and
+ * curl do). So does a connection whose first request this cannot answer alone (a chunked or
+ * `Expect` body, a WebSocket, HTTP/2, pipelined requests, over 64 KiB). A client that asked
+ * for the upgrade with a body only on a later request of a connection would get Deno's 400:
+ * none known to us does.
+ *
+ * `shutdown()` stops accepting, lets in-flight requests finish and closes idle connections,
+ * as `Deno.serve`'s does.
+ */
+export function serve(
+  options: H2cServeOptions,
+  handler: H2cHandler,
+): Deno.HttpServer<Deno.NetAddr> {
+  const onConnection = serveOnConnection();
+  if (onConnection === null) return relayServe(options, handler);
+  const relay = new Relay(handler);
+  const stop = new AbortController();
+  const onError = (err: unknown) => {
+    console.error(err);
+    return new Response("Internal Server Error", { status: 500 });
+  };
+  const connection = async (conn: Deno.TcpConn) => {
+    conn.setNoDelay(true);
+    let data = new Uint8Array(RELAY_BUFFER);
+    let len = 0;
+    let first: FirstRequest | "more" | null = "more";
+    while (first === "more") {
+      if (len === data.length) {
+        const grown = new Uint8Array(Math.min(data.length * 2, FIRST_MAX + RELAY_BUFFER));
+        grown.set(data);
+        data = grown;
+      }
+      const n = await conn.read(data.subarray(len));
+      if (n === null) {
+        closeQuietly(conn);
+        return;
+      }
+      len += n;
+      first = firstRequest(data.subarray(0, len));
+    }
+    if (first === null) return relay.relay(conn, data.slice(0, len));
+    const host = first.headers.get("host") ?? `${options.hostname ?? "localhost"}`;
+    let url: string;
+    try {
+      url = new URL(first.target.startsWith("/") ? `http://${host}${first.target}` : first.target)
+        .href;
+    } catch {
+      await writeAll(
+        conn,
+        encoder.encode(
+          "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        ),
+      ).catch(() => {});
+      closeQuietly(conn);
+      return;
+    }
+    const abort = new AbortController();
+    let completed!: () => void;
+    const done = new Promise<void>((resolve) => completed = resolve);
+    let res: Response;
+    try {
+      const req = new Request(url, {
+        method: first.method,
+        headers: first.headers,
+        body: first.method === "GET" || first.method === "HEAD" ? null : first.body,
+        signal: abort.signal,
+      });
+      res = await handler(req, {
+        remoteAddr: conn.remoteAddr as Deno.NetAddr,
+        completed: done,
+      } as Deno.ServeHandlerInfo<Deno.NetAddr>);
+    } catch (err) {
+      res = onError(err);
+    }
+    try {
+      await writeResponse(conn, first.method, res, first.close, abort);
+    } catch {
+      abort.abort();
+      completed();
+      closeQuietly(conn);
+      return;
+    }
+    completed();
+    if (first.close || stop.signal.aborted) {
+      closeQuietly(conn);
+      return;
+    }
+    // A client that asked for the upgrade asks again on every request of the connection
+    // (the JDK's HttpClient and curl do): the relay follows them all.
+    if (first.h2c) return relay.relay(conn);
+    // The rest of the connection is Deno's own server's (its errors end the connection).
+    const server = onConnection(conn, stop.signal, handler, onError, () => {});
+    await server.finished.catch(() => {});
+  };
+  return listen(options, connection, async () => {
+    stop.abort();
+    await relay.shutdown();
+  });
 }
