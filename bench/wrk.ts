@@ -26,19 +26,10 @@ function ms(v: string, unit: string): number {
 /**
  * The CPU wrk is pinned to (`taskset -c`), or null. Left to the scheduler, wrk and the server
  * under test trade places on a 2-core machine and the bare baseline moved between ~105k and
- * ~170k req/s from run to run; with wrk on CPU 0 (the servers stay free to use any CPU) it
+ * ~170k req/s from run to run; with wrk on CPU 0 (the servers on another: SERVER_CPU) it
  * repeats within ~2 %. `BENCH_WRK_CPU=none` turns pinning off.
  */
-export const WRK_CPU: string | null = (() => {
-  const v = Deno.env.get("BENCH_WRK_CPU") ?? "0";
-  if (v === "none" || navigator.hardwareConcurrency < 2) return null;
-  try {
-    new Deno.Command("taskset", { args: ["-c", v, "true"] }).outputSync();
-    return v;
-  } catch {
-    return null;
-  }
-})();
+export const WRK_CPU: string | null = pinnableCpu(Deno.env.get("BENCH_WRK_CPU") ?? "0");
 
 /**
  * The CPU every server under test runs on (`taskset -c`): the one wrk is not on, so the
@@ -49,16 +40,20 @@ export const WRK_CPU: string | null = (() => {
  * server kept CPU 1 to itself. Pinned, actor round trips share the one core with the HTTP
  * thread, as in a container with one CPU.
  */
-export const SERVER_CPU: string | null = (() => {
-  const v = Deno.env.get("BENCH_SERVER_CPU") ?? (WRK_CPU === "0" ? "1" : "none");
-  if (v === "none" || navigator.hardwareConcurrency < 2) return null;
+export const SERVER_CPU: string | null = pinnableCpu(
+  Deno.env.get("BENCH_SERVER_CPU") ?? (WRK_CPU === "0" ? "1" : "none"),
+);
+
+/** `cpu` when a process can be pinned to it here (`taskset` works, 2+ CPUs), else null. */
+function pinnableCpu(cpu: string): string | null {
+  if (cpu === "none" || navigator.hardwareConcurrency < 2) return null;
   try {
-    new Deno.Command("taskset", { args: ["-c", v, "true"] }).outputSync();
-    return v;
+    new Deno.Command("taskset", { args: ["-c", cpu, "true"] }).outputSync();
+    return cpu;
   } catch {
     return null;
   }
-})();
+}
 
 /**
  * @throws {Error} when wrk is missing (install: `apt-get install -y wrk`) or fails.

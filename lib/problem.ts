@@ -17,7 +17,13 @@ export interface Problem {
   [extra: string]: unknown;
 }
 
-const TITLES: Record<number, string> = {
+/** Reason phrases of the statuses the service answers (problem titles, HTTP/1.1 status lines). */
+export const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
+  201: "Created",
+  202: "Accepted",
+  204: "No Content",
+  304: "Not Modified",
   400: "Bad Request",
   401: "Unauthorized",
   403: "Forbidden",
@@ -41,7 +47,7 @@ export function problem(
   detail: string,
   extra: Record<string, unknown> = {},
 ): Problem {
-  const title = TITLES[status] ?? "Error";
+  const title = STATUS_TEXT[status] ?? "Error";
   return {
     type: `urn:problem:config-service:${title.toLowerCase().replace(/[^a-z]+/g, "-")}`,
     title,
@@ -80,7 +86,7 @@ export function errorToProblem(
     });
   }
   if (typeof status === "number" && status >= 400 && status < 500) {
-    return problem(status, (err as Error).message || TITLES[status] || "Bad request", base);
+    return problem(status, (err as Error).message || STATUS_TEXT[status] || "Bad request", base);
   }
   log.error("unhandled error", {
     request_id: ctx.requestId,

@@ -28,6 +28,8 @@
  * connection, and every request of a client that asks for the upgrade.
  */
 
+import { STATUS_TEXT } from "../problem.ts";
+
 /** Where to listen; the subset of `Deno.ServeTcpOptions` the service uses. */
 export interface H2cServeOptions {
   /** Defaults to `0.0.0.0`, as `Deno.serve`. */
@@ -528,28 +530,6 @@ function firstRequest(data: Uint8Array): FirstRequest | "more" | null {
   };
 }
 
-const REASONS: Record<number, string> = {
-  200: "OK",
-  201: "Created",
-  202: "Accepted",
-  204: "No Content",
-  304: "Not Modified",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  409: "Conflict",
-  412: "Precondition Failed",
-  413: "Content Too Large",
-  415: "Unsupported Media Type",
-  429: "Too Many Requests",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-};
-
 const encoder = new TextEncoder();
 
 /**
@@ -567,7 +547,7 @@ async function writeResponse(
     (res.status >= 100 && res.status < 200);
   const streaming = !noBody && res.body !== null &&
     (res.headers.get("content-type") ?? "").startsWith("text/event-stream");
-  let head = `HTTP/1.1 ${res.status} ${REASONS[res.status] ?? "Status"}\r\n`;
+  let head = `HTTP/1.1 ${res.status} ${STATUS_TEXT[res.status] ?? "Status"}\r\n`;
   for (const [k, v] of res.headers) {
     if (k === "content-length" || k === "transfer-encoding" || k === "connection") continue;
     head += `${k}: ${v}\r\n`;
