@@ -21,13 +21,15 @@ const DRIVERS = ["postgres", "ioredis", "node-zookeeper-client", "kafkajs", "unl
  * engine (`UnleashClient` in lib/client.js is the evaluator over given definitions, with no
  * repository, polling or metrics), so that evaluation matches Unleash's exactly; the network
  * client (the package root, lib/unleash.js, lib/repository/, lib/metrics.js) stays behind
- * lib/backends/unleash.ts. Exactly these modules, in exactly that file.
+ * lib/backends/unleash.ts. Exactly these modules, in exactly that file (lib/helpers.js for
+ * the operators' own context lookup, `resolveContextValue`).
  */
 const ALLOWED: Record<string, string[]> = {
   "lib/flags/engine.ts": [
     "unleash-client/lib/client.js",
     "unleash-client/lib/context.js",
     "unleash-client/lib/feature.js",
+    "unleash-client/lib/helpers.js",
     "unleash-client/lib/strategy/index.js",
     "unleash-client/lib/strategy/strategy.js",
     "unleash-client/lib/variant.js",
