@@ -233,7 +233,9 @@ Deno.test("curatorJson() writes Curator's ServiceInstance keys with a Spring pay
     "registrationTimeUTC",
     "serviceType",
     "uriSpec",
+    "enabled",
   ]);
+  assert.equal(doc.enabled, true);
   assert.equal(doc.name, "asr-service");
   assert.equal(doc.id, "asr-service-1");
   assert.equal(doc.address, "asr-service");
@@ -263,7 +265,25 @@ Deno.test("curatorJson() writes Curator's ServiceInstance keys with a Spring pay
     health_check_url: "http://asr-service:8087/health",
     status: "healthy",
     last_health_check: "2024-01-01T00:00:05.000Z",
+    instance_status: "UP",
   });
+});
+
+Deno.test("curatorJson() says enabled and instance_status as REST discover sees the instance", () => {
+  const of = (status: Instance["status"]) => JSON.parse(curatorJson(instance({ status })));
+  // Curator's ServiceProvider takes enabled ones; Spring Cloud LoadBalancer takes UP ones.
+  assert.deepEqual(
+    (["healthy", "unhealthy", "registered"] as const).map((s) => {
+      const d = of(s);
+      return [d.enabled, d.payload.metadata.instance_status];
+    }),
+    [[true, "UP"], [false, "OUT_OF_SERVICE"], [false, "STARTING"]],
+  );
+  // Our own field wins over user metadata of the same name, and is not read back as user's.
+  const i = instance({ status: "unhealthy", metadata: { instance_status: "UP" } });
+  const doc = JSON.parse(curatorJson(i));
+  assert.equal(doc.payload.metadata.instance_status, "OUT_OF_SERVICE");
+  assert.deepEqual(fromCuratorJson(curatorJson(instance()))?.metadata, { version: "1.0.0" });
 });
 
 Deno.test("curatorJson() puts an https port in sslPort and builds the uri from ssl-port", () => {

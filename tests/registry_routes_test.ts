@@ -11,6 +11,7 @@ import {
   waitFor,
 } from "./_helpers.ts";
 import { ZkSession } from "../lib/backends/zookeeper.ts";
+import { dropBasePath } from "./_zk.ts";
 
 const FAST = {
   SERVICE_HEALTH_CHECK_INTERVAL: "0.2",
@@ -507,3 +508,60 @@ Deno.test("POST …/services/{name}/health answers after one attempt, not after 
   });
   assert.equal(requests, 1);
 });
+
+serverTest(
+  "zookeeper registry",
+  ["ZOOKEEPER_HOSTS"],
+  "the znode says enabled and instance_status as discover sees the instance, at every change",
+  async () => {
+    const base = `/cs-test-${crypto.randomUUID().slice(0, 8)}`;
+    let code = 500;
+    const stub = stubInstance({ health: () => code });
+    await using svc = await startService(embeddedSettings({
+      ...FAST,
+      ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
+      ZOOKEEPER_BASE_PATH: base,
+    }));
+    const zk = new ZkSession(Deno.env.get("ZOOKEEPER_HOSTS")!, {
+      sessionTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+    });
+    await zk.connect();
+    try {
+      await waitFor(
+        async () =>
+          (await (await svc.app.request("/health")).json()).backends.registry?.status ===
+            "up",
+        10_000,
+        "zookeeper session",
+      );
+      const r = await send(svc.app, "POST", "/api/v1/registry/register", {
+        service_name: "svc-z",
+        service_url: stub.url,
+        metadata: { instance_id: "z-1" },
+      });
+      assert.equal(r.status, 201);
+      await r.body?.cancel();
+      const znode = async () => {
+        const d = JSON.parse((await zk.getData(`${base}/svc-z/z-1`))!);
+        return `${d.enabled}/${d.payload.metadata.instance_status}/${d.payload.metadata.status}`;
+      };
+      // Unhealthy: Curator's filter (enabled) and Spring's (instance_status) both leave it out.
+      await waitFor(
+        async () => (await znode()) === "false/OUT_OF_SERVICE/unhealthy" ? true : null,
+        10_000,
+        "unhealthy in the znode",
+      );
+      code = 200;
+      await waitFor(
+        async () => (await znode()) === "true/UP/healthy" ? true : null,
+        10_000,
+        "healthy in the znode",
+      );
+    } finally {
+      zk.close();
+      await stub.server.shutdown();
+      await dropBasePath(base);
+    }
+  },
+);

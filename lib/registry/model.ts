@@ -221,7 +221,13 @@ export function checkProbeTarget(url: string, field: string, allowed: string[]):
 
 const ZK_INSTANCE_CLASS = "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance";
 /** Our fields carried in `payload.metadata`; they win over user metadata of the same name. */
-const OWN_KEYS = ["service_url", "health_check_url", "status", "last_health_check"] as const;
+const OWN_KEYS = [
+  "service_url",
+  "health_check_url",
+  "status",
+  "last_health_check",
+  "instance_status",
+] as const;
 const STATUSES: readonly string[] = ["registered", "healthy", "unhealthy"];
 
 /**
@@ -233,8 +239,11 @@ const STATUSES: readonly string[] = ["registered", "healthy", "unhealthy"];
  * (`@class`, `id`, `name`, `metadata`) with `metadata` = the instance's metadata plus
  * service_url, health_check_url, status and last_health_check ("" when null).
  *
- * `enabled` is left out: Curator reads its absence as true, and older Curator clients
- * (before CURATOR-275) fail on unknown properties.
+ * Health is in the znode for JVM clients, as REST `discover` sees it: `enabled` (Curator's
+ * `ServiceProvider` filter) is true only while the instance is healthy, and
+ * `payload.metadata.instance_status` (Spring Cloud LoadBalancer's filter, which passes `UP`
+ * only) is `UP` while healthy, `OUT_OF_SERVICE` while unhealthy and `STARTING` before the
+ * first check: an instance not yet checked is not discovered through REST either.
  */
 export function curatorJson(i: Instance): string {
   const u = parseServiceUrl(i.service_url, "service_url");
@@ -255,6 +264,7 @@ export function curatorJson(i: Instance): string {
     health_check_url: i.health_check_url,
     status: i.status,
     last_health_check: i.last_health_check ?? "",
+    instance_status: INSTANCE_STATUS[i.status],
   };
   return JSON.stringify({
     name: i.service_name,
@@ -267,8 +277,16 @@ export function curatorJson(i: Instance): string {
     registrationTimeUTC: Number.isNaN(registered) ? 0 : registered,
     serviceType: "DYNAMIC",
     uriSpec: { parts: uriParts },
+    enabled: i.status === "healthy",
   });
 }
+
+/** Spring Cloud Zookeeper's `instance_status` for each of our statuses. */
+const INSTANCE_STATUS: Record<InstanceStatus, string> = {
+  healthy: "UP",
+  unhealthy: "OUT_OF_SERVICE",
+  registered: "STARTING",
+};
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
