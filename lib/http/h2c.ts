@@ -463,7 +463,7 @@ function serveOnConnection(): ServeOnConnection | null {
   return typeof fn === "function" ? fn as ServeOnConnection : null;
 }
 
-/** Largest first request (head and body) answered before the connection is handed over. */
+/** Largest first-request head read before the connection takes the relay. */
 const FIRST_MAX = 64 * 1024;
 
 /** What the first request of a connection is, when it is one {@link serve} answers itself. */
@@ -479,9 +479,9 @@ interface FirstRequest {
 
 /**
  * The first request of a connection from `data` (all bytes read so far), or "more" when its
- * head or body is not all there yet, or null when the connection must take the relay
- * (chunked or `Expect` bodies, another upgrade, HTTP/2, more bytes than the request, a head
- * or body over {@link FIRST_MAX}).
+ * head is not all there yet, or null when the connection must take the relay (a body that
+ * did not come with its head, chunked or `Expect` bodies, another upgrade, HTTP/2, more
+ * bytes than the request, a head over {@link FIRST_MAX}).
  */
 function firstRequest(data: Uint8Array): FirstRequest | "more" | null {
   const end = headEnd(data, 0);
@@ -516,9 +516,9 @@ function firstRequest(data: Uint8Array): FirstRequest | "more" | null {
   const cl = headers.get("content-length");
   if (cl !== null && !/^\d{1,15}$/.test(cl)) return null;
   const length = cl === null ? 0 : Number(cl);
-  if (end + length > FIRST_MAX) return null;
-  if (data.length < end + length) return "more";
-  if (data.length > end + length) return null; // pipelined: the relay follows the framing
+  // A body not all there with its head takes the relay: Deno.serve and the service's body
+  // reader time a stalled one out (408), which waiting here would not.
+  if (data.length !== end + length) return null; // also pipelined: the relay follows framing
   const close = m[3] === "0" ? !rest.includes("keep-alive") : rest.includes("close");
   return {
     method: m[1],
@@ -605,8 +605,9 @@ async function writeResponse(
  * its requests, at its speed (`Deno[Deno.internal].serveHttpOnConnection`; without it every
  * connection takes the relay). One whose first request asked goes on through the relay,
  * which follows every request: its client asks again on each (the JDK's `HttpClient` and
- * curl do). So does a connection whose first request this cannot answer alone (a chunked or
- * `Expect` body, a WebSocket, HTTP/2, pipelined requests, over 64 KiB). A client that asked
+ * curl do). So does a connection whose first request this cannot answer alone (a body that did not
+ * arrive with its head, a chunked or `Expect` body, a WebSocket, HTTP/2, pipelined requests,
+ * a head over 64 KiB). A client that asked
  * for the upgrade with a body only on a later request of a connection would get Deno's 400:
  * none known to us does.
  *
