@@ -646,6 +646,8 @@ export function serve(
       first = firstRequest(data.subarray(0, len));
     }
     if (first === null) return relay.relay(conn, data.slice(0, len));
+    // Not held for the connection's life (the body is a copy).
+    data = new Uint8Array(0);
     const host = first.headers.get("host") ?? `${options.hostname ?? "localhost"}`;
     let url: string;
     try {
