@@ -10,14 +10,15 @@
  *   conversion, which an adapter for `app.fetch` would add): an upper bound for serving the
  *   app on `node:http`.
  * - `relay only`: the front's relay without following the framing, to split its cost.
- * - the service's routes (`GET /live`, `POST /api/v1/feature-flags/evaluate`, embedded
- *   defaults, `LOG_LEVEL=WARNING`) on bare `Deno.serve` and on the front.
+ * - the service's routes (`GET /live`, `POST /api/v1/feature-flags/evaluate`): `main.ts` on
+ *   its embedded defaults at `LOG_LEVEL=WARNING`, with `HTTP_H2C_COMPAT=false` (bare
+ *   `Deno.serve`) and `true` (the front).
  *
  * Prints a Markdown table with each row's ratio to bare `Deno.serve` on the same request.
  * Run as `bench/h2c.ts serve <mode>`, it is the server of one row.
  */
 import { relayServe, serve } from "../lib/http/h2c.ts";
-import { spawnChild } from "./service.ts";
+import { spawnChild, spawnService } from "./service.ts";
 import { SERVER_CPU, wrk, WRK_CPU, type WrkResult } from "./wrk.ts";
 
 const SMALL = JSON.stringify({ status: "healthy", service: "config-service", version: "1.0.0" });
@@ -97,39 +98,6 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The service's app, wired as main.ts wires it, on `Deno.serve` or on the front. */
-async function app(front: boolean): Promise<void> {
-  const { loadSettings } = await import("../lib/settings.ts");
-  const { startActors } = await import("../actors/mod.ts");
-  const { buildApp } = await import("../routes/app.ts");
-  const { WatchHub } = await import("../lib/config/watch_hub.ts");
-  const { log } = await import("../lib/log.ts");
-  const settings = loadSettings({
-    DATA_DIR: Deno.makeTempDirSync({ prefix: "cs-bench-" }),
-    LOG_LEVEL: "WARNING",
-  });
-  log.setLevel(settings.LOG_LEVEL);
-  const hub = new WatchHub();
-  const actors = await startActors(settings, hub);
-  const a = buildApp({
-    settings,
-    actors,
-    startedAt: Date.now(),
-    config: actors.config,
-    hub,
-    registry: actors.registry,
-    health: actors.health,
-    flags: actors.flags,
-  });
-  const options = {
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen: ({ port }: Deno.NetAddr) => listening(port),
-  };
-  if (front) serve(options, a.fetch);
-  else Deno.serve(options, a.fetch);
-}
-
 if (Deno.args[0] === "serve") {
   const mode = Deno.args[1];
   const options = {
@@ -142,8 +110,6 @@ if (Deno.args[0] === "serve") {
   else if (mode === "relay-front") relayServe(options, small);
   else if (mode === "relay") await relayOnly();
   else if (mode === "node") await nodeHttp();
-  else if (mode === "app-bare") await app(false);
-  else if (mode === "app-front") await app(true);
   else throw new Error(`unknown mode ${mode}`);
 } else {
   await main();
@@ -194,7 +160,10 @@ async function main(): Promise<void> {
   const scripts: string[] = [];
   const script = (f: string) => (scripts.push(f), f);
   const measure = async (mode: string, url: (c: { url: string }) => string, lua?: string) => {
-    const child = await spawnChild("bench/h2c.ts", {}, MARKER, ["serve", mode]);
+    // The service itself (main.ts, embedded defaults) with the front on or off.
+    const child = mode.startsWith("app-")
+      ? await spawnService({ HTTP_H2C_COMPAT: String(mode === "app-front"), LOG_LEVEL: "WARNING" })
+      : await spawnChild("bench/h2c.ts", {}, MARKER, ["serve", mode]);
     try {
       // Warm-up: JIT and connection setup stay out of the figure.
       await wrk(url(child), { durationS: 1, connections: 50, threads: 1, script: lua });
