@@ -565,3 +565,80 @@ serverTest(
     }
   },
 );
+
+serverTest(
+  "zookeeper registry",
+  ["ZOOKEEPER_HOSTS"],
+  "the last instance deregistered takes its service parent with it; others' instances keep it",
+  async () => {
+    const base = `/cs-test-${crypto.randomUUID().slice(0, 8)}`;
+    await using svc = await startService(embeddedSettings({
+      ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
+      ZOOKEEPER_BASE_PATH: base,
+      SERVICE_HEALTH_CHECK_ENABLED: "false",
+    }));
+    const zk = new ZkSession(Deno.env.get("ZOOKEEPER_HOSTS")!, {
+      sessionTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+    });
+    await zk.connect();
+    const call = async (path: string, body: unknown) => {
+      const r = await send(svc.app, "POST", path, body);
+      await r.body?.cancel();
+      return r.status;
+    };
+    try {
+      await waitFor(
+        async () =>
+          (await (await svc.app.request("/health")).json()).backends.registry?.status ===
+            "up",
+        10_000,
+        "zookeeper session",
+      );
+      for (const id of ["p-1", "p-2"]) {
+        assert.equal(
+          await call("/api/v1/registry/register", {
+            service_name: "svc-p",
+            service_url: "http://127.0.0.1:9",
+            metadata: { instance_id: id },
+          }),
+          201,
+        );
+      }
+      const dereg = (id: string) =>
+        call("/api/v1/registry/deregister", { service_name: "svc-p", instance_id: id });
+      assert.equal(await dereg("p-1"), 200);
+      assert.equal(await zk.exists(`${base}/svc-p`), true, "one instance left");
+      assert.equal(await dereg("p-2"), 200);
+      assert.equal(await zk.exists(`${base}/svc-p`), false, "the empty parent is gone");
+      // A parent that holds an instance someone else registered (Curator, say) stays.
+      assert.equal(
+        await call("/api/v1/registry/register", {
+          service_name: "svc-q",
+          service_url: "http://127.0.0.1:9",
+          metadata: { instance_id: "q-1" },
+        }),
+        201,
+      );
+      await zk.create(`${base}/svc-q/foreign-1`, "{}");
+      assert.equal(
+        await call("/api/v1/registry/deregister", { service_name: "svc-q", instance_id: "q-1" }),
+        200,
+      );
+      assert.deepEqual(await zk.getChildren(`${base}/svc-q`), ["foreign-1"]);
+      // Registering again after the parent went: it is made again.
+      assert.equal(
+        await call("/api/v1/registry/register", {
+          service_name: "svc-p",
+          service_url: "http://127.0.0.1:9",
+          metadata: { instance_id: "p-3" },
+        }),
+        201,
+      );
+      assert.deepEqual(await zk.getChildren(`${base}/svc-p`), ["p-3"]);
+    } finally {
+      zk.close();
+      await dropBasePath(base);
+    }
+  },
+);

@@ -266,7 +266,28 @@ export class ZookeeperRegistry implements RegistryBackend {
 
   async remove(service: string, id: string): Promise<void> {
     this.#live.delete(`${service}/${id}`);
-    await this.#require().remove(this.#path(service, id));
+    const s = this.#require();
+    await s.remove(this.#path(service, id));
+    await this.#dropIfEmpty(s, this.#path(service));
+  }
+
+  /**
+   * Deletes a service parent that holds no instance any more, as ZooKeeper deletes an empty
+   * container node (how Curator creates parents; our client library cannot create one), so
+   * that an empty service does not stay in `getServices()`. ZooKeeper refuses to delete a
+   * parent that still has children (others' instances included), and a replica writing an
+   * instance into a parent deleted meanwhile makes it again (see #write).
+   */
+  async #dropIfEmpty(s: ZkSession, parent: string): Promise<void> {
+    this.#parents.delete(parent);
+    try {
+      if ((await s.getChildren(parent)).length > 0) return;
+      await s.remove(parent);
+    } catch (err) {
+      if (zkCode(err) !== ZkCode.NOT_EMPTY) {
+        log.debug("could not remove an empty service parent", { parent, error: String(err) });
+      }
+    }
   }
 
   async live(service: string): Promise<string[]> {
