@@ -621,7 +621,13 @@ export function serve(
   const onConnection = serveOnConnection();
   if (onConnection === null) return relayServe(options, handler);
   const relay = new Relay(handler);
-  const stop = new AbortController();
+  let stopping = false;
+  /**
+   * One controller per handed-over connection, dropped when it ends: Deno's per-connection
+   * server listens on its signal, and a shared one would keep a listener per connection ever
+   * served, and on shutdown abort servers long closed ("Bad resource ID", uncaught).
+   */
+  const open = new Set<AbortController>();
   const onError = (err: unknown) => {
     console.error(err);
     return new Response("Internal Server Error", { status: 500 });
@@ -690,7 +696,7 @@ export function serve(
       return;
     }
     completed();
-    if (first.close || stop.signal.aborted) {
+    if (first.close || stopping) {
       closeQuietly(conn);
       return;
     }
@@ -698,11 +704,18 @@ export function serve(
     // (the JDK's HttpClient and curl do): the relay follows them all.
     if (first.h2c) return relay.relay(conn);
     // The rest of the connection is Deno's own server's (its errors end the connection).
-    const server = onConnection(conn, stop.signal, handler, onError, () => {});
-    await server.finished.catch(() => {});
+    const stop = new AbortController();
+    open.add(stop);
+    try {
+      const server = onConnection(conn, stop.signal, handler, onError, () => {});
+      await server.finished.catch(() => {});
+    } finally {
+      open.delete(stop);
+    }
   };
   return listen(options, connection, async () => {
-    stop.abort();
+    stopping = true;
+    for (const c of open) c.abort();
     await relay.shutdown();
   });
 }
