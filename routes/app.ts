@@ -33,7 +33,11 @@ import { fastEvaluation, flagRoutes, ofrepRefusal } from "./flags.ts";
 import { springConfigRoutes } from "./spring_config.ts";
 import { unleashRoutes, USAGE_ROUTES } from "./unleash.ts";
 import { FRONTEND_ROUTES, FrontendCors, unleashFrontendRoutes } from "./unleash_frontend.ts";
-import { bodyEnvironmentRefusal, environmentRefusal } from "./bound_environment.ts";
+import {
+  bodyEnvironmentRefusal,
+  boundEnvironments,
+  environmentRefusal,
+} from "./bound_environment.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { RegistryClient } from "../actors/registry_client.ts";
 import type { HealthClient } from "../actors/health_client.ts";
@@ -90,7 +94,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   let seq = 0;
   const tokens = deps.tokens ?? loadTokens(deps.settings);
   const guard = new Guard(deps.settings, tokens);
-  const boundTo = new Map(tokens.flatMap((t) => t.environment ? [[t.name, t.environment]] : []));
+  const boundTo = boundEnvironments(tokens);
   const fastFlags = deps.flags ? fastEvaluation(deps.flags) : null;
   const cors = deps.settings.CORS_ORIGINS.length > 0
     ? new FrontendCors(deps.settings.CORS_ORIGINS)

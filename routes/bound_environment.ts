@@ -14,6 +14,11 @@ import { ForbiddenError, ValidationError } from "../lib/errors.ts";
 /** The header a client sets (an Unleash SDK through `customHeaders`) to name an environment. */
 export const ENVIRONMENT_HEADER = "x-environment";
 
+/** Each token bound to one environment: its name → that environment. */
+export function boundEnvironments(tokens: readonly ApiToken[]): Map<string, string> {
+  return new Map(tokens.flatMap((t) => t.environment ? [[t.name, t.environment]] : []));
+}
+
 /**
  * The `environment` Unleash's frontend SDK puts into every query when it is given none
  * (`unleash-proxy-client`'s default context): it names no environment there.
@@ -84,7 +89,7 @@ export function sdkEnvironment(
 ): (c: Context<AppEnv>) => string {
   const envs = flagEnvironments(settings);
   const fallback = defaultFlagEnvironment(settings);
-  const bound = new Map(tokens.filter((t) => t.environment).map((t) => [t.name, t.environment!]));
+  const bound = boundEnvironments(tokens);
   return (c) => {
     const own = c.env.principal === null ? undefined : bound.get(c.env.principal);
     const named = namedEnvironments(c.req.url, c.req.raw.headers);

@@ -13,6 +13,7 @@ import type { AppEnv } from "./router.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
 import type { Settings } from "../lib/settings.ts";
 import type { ApiToken } from "../lib/auth.ts";
+import { boundEnvironments } from "./bound_environment.ts";
 import {
   BooleanBody,
   BulkBody,
@@ -127,9 +128,7 @@ function ofrepBadRequest(
 
 export function flagRoutes(deps: FlagDeps) {
   const envs = flagEnvironments(deps.settings);
-  const boundTo = new Map(
-    (deps.tokens ?? []).flatMap((t) => t.environment ? [[t.name, t.environment]] : []),
-  );
+  const boundTo = boundEnvironments(deps.tokens ?? []);
   const x: Ctx = {
     ...deps,
     envs,

@@ -18,6 +18,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { requires } from "./access.ts";
+import { boundEnvironments } from "./bound_environment.ts";
 import { newRouter } from "./router.ts";
 import type { AppEnv } from "./router.ts";
 import { problemResponses } from "./openapi.ts";
@@ -64,6 +65,7 @@ export function springConfigRoutes(deps: SpringConfigDeps): Router {
   const r = newRouter();
   const envs = deps.settings.SUPPORTED_ENVIRONMENTS;
   const byName = new Map(deps.tokens.map((t) => [t.name, t]));
+  const boundTo = boundEnvironments(deps.tokens);
 
   const canReveal = (c: Context<AppEnv>) => {
     const t = c.env.principal === null ? undefined : byName.get(c.env.principal);
@@ -72,7 +74,7 @@ export function springConfigRoutes(deps: SpringConfigDeps): Router {
 
   /** The sources of `ask`, last profile first, and the secrets left out. */
   async function sources(c: Context<AppEnv>, ask: Ask) {
-    const bound = c.env.principal === null ? undefined : byName.get(c.env.principal)?.environment;
+    const bound = c.env.principal === null ? undefined : boundTo.get(c.env.principal);
     const known = ask.profiles.filter((p) => envs.includes(p));
     const other = bound ? known.find((p) => p !== bound) : undefined;
     if (other !== undefined) {
