@@ -11,7 +11,7 @@ import {
   waitFor,
 } from "./_helpers.ts";
 import { ZkSession } from "../lib/backends/zookeeper.ts";
-import { dropBasePath } from "./_zk.ts";
+import { dropBasePath, openZk } from "./_zk.ts";
 
 const FAST = {
   SERVICE_HEALTH_CHECK_INTERVAL: "0.2",
@@ -28,23 +28,31 @@ type Start = (over?: Record<string, string>) => ReturnType<typeof startService>;
  */
 function bothRegistries(name: string, fn: (start: Start) => Promise<void>): void {
   Deno.test(`embedded: ${name}`, () => fn((over = {}) => startService(embeddedSettings(over))));
-  serverTest("zookeeper registry routes", ["ZOOKEEPER_HOSTS"], name, () =>
-    fn(async (over = {}) => {
-      const svc = await startService(embeddedSettings({
-        ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
-        ZOOKEEPER_BASE_PATH: `/cs-t-routes-${crypto.randomUUID().slice(0, 8)}`,
-        ...over,
-      }));
-      await waitFor(
-        async () => {
-          const h = await (await svc.app.request("/health")).json();
-          return h.backends.registry?.status === "up";
-        },
-        10_000,
-        "zookeeper session",
-      );
-      return svc;
-    }));
+  serverTest(
+    "zookeeper registry routes",
+    ["ZOOKEEPER_HOSTS"],
+    name,
+    () =>
+      fn((over = {}) => startOnZookeeper(`/cs-t-routes-${crypto.randomUUID().slice(0, 8)}`, over)),
+  );
+}
+
+/** The service on the local ZooKeeper under `base`, once its registry session is up. */
+async function startOnZookeeper(base: string, over: Record<string, string> = {}) {
+  const svc = await startService(embeddedSettings({
+    ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
+    ZOOKEEPER_BASE_PATH: base,
+    ...over,
+  }));
+  await waitFor(
+    async () => {
+      const h = await (await svc.app.request("/health")).json();
+      return h.backends.registry?.status === "up";
+    },
+    10_000,
+    "zookeeper session",
+  );
+  return svc;
 }
 
 async function json(res: Response) {
@@ -517,24 +525,9 @@ serverTest(
     const base = `/cs-test-${crypto.randomUUID().slice(0, 8)}`;
     let code = 500;
     const stub = stubInstance({ health: () => code });
-    await using svc = await startService(embeddedSettings({
-      ...FAST,
-      ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
-      ZOOKEEPER_BASE_PATH: base,
-    }));
-    const zk = new ZkSession(Deno.env.get("ZOOKEEPER_HOSTS")!, {
-      sessionTimeoutMs: 10_000,
-      connectTimeoutMs: 10_000,
-    });
-    await zk.connect();
+    await using svc = await startOnZookeeper(base, FAST);
+    const zk = await openZk();
     try {
-      await waitFor(
-        async () =>
-          (await (await svc.app.request("/health")).json()).backends.registry?.status ===
-            "up",
-        10_000,
-        "zookeeper session",
-      );
       const r = await send(svc.app, "POST", "/api/v1/registry/register", {
         service_name: "svc-z",
         service_url: stub.url,
@@ -572,29 +565,14 @@ serverTest(
   "the last instance deregistered takes its service parent with it; others' instances keep it",
   async () => {
     const base = `/cs-test-${crypto.randomUUID().slice(0, 8)}`;
-    await using svc = await startService(embeddedSettings({
-      ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
-      ZOOKEEPER_BASE_PATH: base,
-      SERVICE_HEALTH_CHECK_ENABLED: "false",
-    }));
-    const zk = new ZkSession(Deno.env.get("ZOOKEEPER_HOSTS")!, {
-      sessionTimeoutMs: 10_000,
-      connectTimeoutMs: 10_000,
-    });
-    await zk.connect();
+    await using svc = await startOnZookeeper(base, { SERVICE_HEALTH_CHECK_ENABLED: "false" });
+    const zk = await openZk();
     const call = async (path: string, body: unknown) => {
       const r = await send(svc.app, "POST", path, body);
       await r.body?.cancel();
       return r.status;
     };
     try {
-      await waitFor(
-        async () =>
-          (await (await svc.app.request("/health")).json()).backends.registry?.status ===
-            "up",
-        10_000,
-        "zookeeper session",
-      );
       for (const id of ["p-1", "p-2"]) {
         assert.equal(
           await call("/api/v1/registry/register", {
