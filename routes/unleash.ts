@@ -72,6 +72,22 @@ export const MetricsBody = z.looseObject({
   }),
 }).openapi("UnleashClientMetrics");
 
+/** An SDK's usage report (either API's metrics body) handed to the FlagActor for `env`. */
+export function reportUsage(
+  flags: FlagClient,
+  env: string,
+  instance: string,
+  body: z.infer<typeof MetricsBody>,
+): Promise<void> {
+  const toggles = Object.fromEntries(
+    Object.entries(body.bucket.toggles).map(([flag, t]) => [
+      flag,
+      { yes: t.yes, no: t.no, variants: t.variants ?? {} },
+    ]),
+  );
+  return flags.clientUsage({ env, instance, toggles });
+}
+
 /**
  * The OpenAPI parameters by which an SDK request names its environment (see
  * `sdkEnvironment`); `queryNote` says how the query parameter is used by that API's SDKs.
@@ -192,13 +208,7 @@ export function unleashRoutes(deps: UnleashDeps): Router {
     ),
     async (c) => {
       const body = c.req.valid("json") as z.infer<typeof MetricsBody>;
-      const toggles = Object.fromEntries(
-        Object.entries(body.bucket.toggles).map(([flag, t]) => [
-          flag,
-          { yes: t.yes, no: t.no, variants: t.variants ?? {} },
-        ]),
-      );
-      await deps.flags.clientUsage({ env: environmentOf(c), instance: instanceOf(body), toggles });
+      await reportUsage(deps.flags, environmentOf(c), instanceOf(body), body);
       return new Response(null, { status: 202 }) as never;
     },
   );

@@ -16,7 +16,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { OPEN, requires } from "./access.ts";
 import { sdkEnvironment } from "./bound_environment.ts";
-import { environmentParameters, MetricsBody, RegisterBody } from "./unleash.ts";
+import { environmentParameters, MetricsBody, RegisterBody, reportUsage } from "./unleash.ts";
 import { type AppEnv, newRouter } from "./router.ts";
 import { jsonBody, jsonContent, problemResponses } from "./openapi.ts";
 import type { FlagClient } from "../actors/flags_client.ts";
@@ -217,13 +217,7 @@ export function unleashFrontendRoutes(deps: UnleashFrontendDeps): Router {
     }),
     async (c) => {
       const body = c.req.valid("json") as z.infer<typeof MetricsBody>;
-      const toggles = Object.fromEntries(
-        Object.entries(body.bucket.toggles).map(([flag, t]) => [
-          flag,
-          { yes: t.yes, no: t.no, variants: t.variants ?? {} },
-        ]),
-      );
-      await deps.flags.clientUsage({ env: environmentOf(c), instance: instanceOf(body), toggles });
+      await reportUsage(deps.flags, environmentOf(c), instanceOf(body), body);
       return new Response(null, { status: 200 }) as never;
     },
   );
