@@ -19,9 +19,10 @@ import type { RegistryBackend } from "../lib/registry/backend.ts";
 import type { BackendMonitor } from "./monitor.ts";
 import { InstanceIndex } from "../lib/registry/instances.ts";
 import { Balancer, type Instance } from "../lib/registry/model.ts";
-import { registration, registrationId } from "../lib/registry/registration.ts";
+import { registration, registrationId, registryEvent } from "../lib/registry/registration.ts";
 import type { Collected } from "../lib/metrics.ts";
 import { BackendUnavailableError, NotFoundError } from "../lib/errors.ts";
+import { foreignConflict, ForeignInstances } from "./registry_foreign.ts";
 import { log } from "../lib/log.ts";
 
 type Ctx = ActorContext<RegistryCalls>;
@@ -88,6 +89,14 @@ export class RegistryActor {
     const restored = this.#index.all();
     for (const i of restored) void this.#backend.putLater(i);
     this.#backend.start();
+    this.#backend.watch?.(
+      new ForeignInstances({
+        exclusive: (service, id, fn) => this.#ctx.exclusive(instanceKey(service, id), fn),
+        index: this.#index,
+        announce: (added, removed) => this.#announce(added, removed),
+        publish: (type, i, reason) => this.#publish(type, i, reason),
+      }),
+    );
     if (restored.length > 0) this.#announce(restored, []);
     this.#monitor.start(this.#ctx);
     this.#ctx.after(SWEEP_MS, { type: "sweep" });
@@ -118,13 +127,12 @@ export class RegistryActor {
   }
 
   metrics(): Collected[] {
-    const by = new Map<string, number>();
-    for (const i of this.#index.all()) by.set(i.status, (by.get(i.status) ?? 0) + 1);
     return [{
       name: "registry_instances",
-      help: "Registered service instances by status",
+      help: "Service instances by status and source (api: registered through the API; " +
+        "zookeeper: registered in ZooKeeper by another client)",
       type: "gauge" as const,
-      samples: [...by].map(([status, value]) => ({ labels: { status }, value })),
+      samples: this.#index.counts().map(({ value, ...labels }) => ({ labels, value })),
     }];
   }
 
@@ -185,6 +193,7 @@ export class RegistryActor {
       },
     );
     const id = instance.instance_id;
+    if (prev?.source) throw foreignConflict(prev, "register an instance with its id");
     const created = await this.#store.upsert(instance);
     this.#index.set(instance);
     try {
@@ -217,6 +226,7 @@ export class RegistryActor {
     const { service, id } = ref;
     const prev = this.#index.get(service, id);
     if (!prev) throw new NotFoundError(`No instance ${id} of ${service}`);
+    if (prev.source) throw foreignConflict(prev, "deregister it");
     await this.#store.remove(service, id);
     this.#index.delete(service, id);
     await this.#backend.remove(service, id).catch((err) => {
@@ -236,6 +246,7 @@ export class RegistryActor {
   async heartbeat({ service, id }: InstanceRef): Promise<Instance> {
     const i = this.#index.get(service, id);
     if (!i) throw new NotFoundError(`No instance ${id} of ${service}`);
+    if (i.source) throw foreignConflict(i, "heartbeat it");
     const at = new Date().toISOString();
     await this.#store.heartbeat(service, id, at);
     const beat: Instance = { ...i, last_heartbeat: at };
@@ -259,6 +270,9 @@ export class RegistryActor {
   async healthResult(o: HealthOutcome): Promise<Instance | null> {
     const i = this.#index.get(o.service, o.id);
     if (!i) return null;
+    if (i.disabled) {
+      return await this.#setHealth(i, false, o.checked_at, "taken out of service by its owner");
+    }
     if (i.missed_heartbeat) {
       const found = o.healthy ? "healthy" : "unhealthy";
       return await this.#setHealth(i, false, o.checked_at, "missed heartbeat", found);
@@ -294,7 +308,8 @@ export class RegistryActor {
 
   async #sweepOne(service: string, id: string): Promise<void> {
     const i = this.#index.get(service, id);
-    if (!i || this.#ctx.signal.aborted) return;
+    // Others' instances leave when their znode goes, never by our hand.
+    if (!i || i.source || this.#ctx.signal.aborted) return;
     const now = Date.now();
     if (
       i.ttl_seconds && i.last_heartbeat && !i.missed_heartbeat &&
@@ -344,6 +359,8 @@ export class RegistryActor {
       if (next.status !== "registered") this.#publish(next.status, next, reason);
     }
     this.#index.set(next);
+    // Others' instances are neither stored nor written: their health lives here only.
+    if (next.source) return next;
     await this.#store.setHealth(i.service_name, i.instance_id, next);
     await this.#backend.putLater(next);
     return next;
@@ -364,16 +381,7 @@ export class RegistryActor {
 
   /** Publishes a registry event to REGISTRY_KAFKA_TOPIC (keyed by service/instance). */
   #publish(type: string, i: Instance, reason?: string): void {
-    this.#events?.publish(`${i.service_name}/${i.instance_id}`, {
-      event_id: crypto.randomUUID(),
-      type,
-      service_name: i.service_name,
-      instance_id: i.instance_id,
-      service_url: i.service_url,
-      status: i.status,
-      ...(reason ? { reason } : {}),
-      at: new Date().toISOString(),
-    });
+    this.#events?.publish(`${i.service_name}/${i.instance_id}`, registryEvent(type, i, reason));
   }
 
   #changed(service: string): void {

@@ -58,6 +58,7 @@ export async function openRegistryAdapters(
       sessionTimeoutMs: s.ZOOKEEPER_SESSION_TIMEOUT * 1000,
       connectTimeoutMs: s.ZOOKEEPER_CONNECTION_TIMEOUT * 1000,
       candidate: s.SERVICE_INSTANCE_ID,
+      instanceHealthPath: s.ZOOKEEPER_INSTANCE_HEALTH_PATH,
       onLeadership,
     });
     monitor = new BackendMonitor([{

@@ -110,6 +110,10 @@ const schema = z.object({
   ),
   ZOOKEEPER_CONNECTION_TIMEOUT: num(10, { min: 0.1, max: 600 }),
   ZOOKEEPER_SESSION_TIMEOUT: num(30, { min: 1, max: 600 }),
+  ZOOKEEPER_INSTANCE_HEALTH_PATH: z.string().optional().transform((v) => v ?? "/actuator/health")
+    .refine((v) => /^\/[\x21-\x7e]{0,512}$/.test(v) && !v.includes("//"), {
+      message: "must be a URL path starting with / (no spaces), such as /actuator/health",
+    }),
 
   // Kafka
   KAFKA_BOOTSTRAP_SERVERS: optStr(),

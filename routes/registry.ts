@@ -31,6 +31,10 @@ const InstanceView = z.object({
   status: z.enum(["registered", "healthy", "unhealthy"]),
   last_health_check: z.string().nullable(),
   metadata: z.record(z.string(), z.string()),
+  source: z.enum(["api", "zookeeper"]).openapi({
+    description: "api: registered through this API; zookeeper: registered in ZooKeeper by " +
+      "another client (Curator, Spring Cloud Zookeeper), health-checked, never modified by us",
+  }),
 }).openapi("ServiceInstance");
 
 const ServiceView = z.object({
@@ -93,7 +97,7 @@ function register(r: Router, d: RegistryDeps): void {
           "Registered",
         ),
         200: { description: "Updated" },
-        ...problemResponses(400, 503),
+        ...problemResponses(400, 409, 503),
       },
     }),
     async (c) => {
@@ -127,10 +131,12 @@ function deregister(r: Router, d: RegistryDeps): void {
       ...requires(["registry:write"]),
       tags: ["Registry"],
       summary: "Deregister a service instance",
+      description: "409 for an instance another client registered in ZooKeeper (source " +
+        "`zookeeper`): config-service never modifies those.",
       request: jsonBody(Ref),
       responses: {
         200: jsonContent(Ref.extend({ status: z.literal("deregistered") }), "Deregistered"),
-        ...problemResponses(400, 404, 503),
+        ...problemResponses(400, 404, 409, 503),
       },
     }),
     async (c) => {
@@ -157,7 +163,7 @@ function heartbeat(r: Router, d: RegistryDeps): void {
           Ref.extend({ status: z.string(), last_heartbeat: z.string().nullable() }),
           "Recorded",
         ),
-        ...problemResponses(400, 404, 503),
+        ...problemResponses(400, 404, 409, 503),
       },
     }),
     async (c) => {

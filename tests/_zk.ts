@@ -6,11 +6,30 @@
 import assert from "node:assert/strict";
 import { ZkSession } from "../lib/backends/zookeeper.ts";
 import { call, rid, sleep } from "./_pg.ts";
+import { embeddedSettings, startService, waitFor } from "./_helpers.ts";
 import type { ServiceProcess } from "./_process.ts";
 
 /** A fresh base path `/cs-t-<random>` for one test. */
 export function tempBasePath(): string {
   return `/cs-t-${rid()}`;
+}
+
+/** The service (in process) on the local ZooKeeper under `base`, once its session is up. */
+export async function startOnZookeeper(base: string, over: Record<string, string> = {}) {
+  const svc = await startService(embeddedSettings({
+    ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
+    ZOOKEEPER_BASE_PATH: base,
+    ...over,
+  }));
+  await waitFor(
+    async () => {
+      const h = await (await svc.app.request("/health")).json();
+      return h.backends.registry?.status === "up";
+    },
+    10_000,
+    "zookeeper session",
+  );
+  return svc;
 }
 
 /** A connected session of the test itself (not the service's). */

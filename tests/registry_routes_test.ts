@@ -11,7 +11,7 @@ import {
   waitFor,
 } from "./_helpers.ts";
 import { ZkSession } from "../lib/backends/zookeeper.ts";
-import { dropBasePath, openZk } from "./_zk.ts";
+import { dropBasePath, openZk, startOnZookeeper } from "./_zk.ts";
 
 const FAST = {
   SERVICE_HEALTH_CHECK_INTERVAL: "0.2",
@@ -35,24 +35,6 @@ function bothRegistries(name: string, fn: (start: Start) => Promise<void>): void
     () =>
       fn((over = {}) => startOnZookeeper(`/cs-t-routes-${crypto.randomUUID().slice(0, 8)}`, over)),
   );
-}
-
-/** The service on the local ZooKeeper under `base`, once its registry session is up. */
-async function startOnZookeeper(base: string, over: Record<string, string> = {}) {
-  const svc = await startService(embeddedSettings({
-    ZOOKEEPER_HOSTS: Deno.env.get("ZOOKEEPER_HOSTS")!,
-    ZOOKEEPER_BASE_PATH: base,
-    ...over,
-  }));
-  await waitFor(
-    async () => {
-      const h = await (await svc.app.request("/health")).json();
-      return h.backends.registry?.status === "up";
-    },
-    10_000,
-    "zookeeper session",
-  );
-  return svc;
 }
 
 async function json(res: Response) {

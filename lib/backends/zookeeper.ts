@@ -30,6 +30,22 @@ export function zkCode(err: unknown): number | undefined {
   return typeof c === "number" ? c : undefined;
 }
 
+/** What a one-shot watch reports: the node changed, its children changed, or it went. */
+export type ZkWatchEvent = "created" | "deleted" | "data" | "children";
+
+function watchEvent(e: zookeeper.Event): ZkWatchEvent {
+  switch (e.getType()) {
+    case zookeeper.Event.NODE_CREATED:
+      return "created";
+    case zookeeper.Event.NODE_DELETED:
+      return "deleted";
+    case zookeeper.Event.NODE_DATA_CHANGED:
+      return "data";
+    default:
+      return "children";
+  }
+}
+
 /** One ZooKeeper session. After `expired` it is dead: make a new one. */
 export class ZkSession {
   readonly #client: zookeeper.Client;
@@ -123,6 +139,37 @@ export class ZkSession {
       );
     } catch (err) {
       if (zkCode(err) === ZkCode.NO_NODE) return [];
+      throw err;
+    }
+  }
+
+  /**
+   * Child names, leaving a one-shot watch that calls `onEvent` once when the children change
+   * or the node goes; null (and no watch) when the node does not exist.
+   */
+  async watchChildren(path: string, onEvent: (e: ZkWatchEvent) => void): Promise<string[] | null> {
+    try {
+      return await this.#cb<string[]>((d) =>
+        this.#client.getChildren(path, (e) => onEvent(watchEvent(e)), (e, c) => d(e, c))
+      );
+    } catch (err) {
+      if (zkCode(err) === ZkCode.NO_NODE) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Node data as text, leaving a one-shot watch that calls `onEvent` once when the data
+   * changes or the node goes; null (and no watch) when the node does not exist.
+   */
+  async watchData(path: string, onEvent: (e: ZkWatchEvent) => void): Promise<string | null> {
+    try {
+      const buf = await this.#cb<Buffer | undefined>((d) =>
+        this.#client.getData(path, (e) => onEvent(watchEvent(e)), (e, data) => d(e, data))
+      );
+      return buf ? buf.toString("utf8") : "";
+    } catch (err) {
+      if (zkCode(err) === ZkCode.NO_NODE) return null;
       throw err;
     }
   }

@@ -4,6 +4,7 @@
  * process (always the leader). The durable records stay the source of truth either way.
  */
 import type { Instance } from "./model.ts";
+import type { ForeignSink } from "./zookeeper_watch.ts";
 
 export interface RegistryBackend {
   readonly kind: "zookeeper" | "embedded";
@@ -23,6 +24,12 @@ export interface RegistryBackend {
   forget(service: string, id: string): void;
   /** Instance ids of a service in the live view. */
   live(service: string): Promise<string[]>;
+  /**
+   * Reports instances that others registered in the live view (ZooKeeper: Curator, Spring
+   * Cloud Zookeeper) to `sink`, as they come, change and go. Absent for the embedded view,
+   * which only holds ours.
+   */
+  watch?(sink: ForeignSink): void;
   close(): void;
 }
 

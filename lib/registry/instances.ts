@@ -44,6 +44,21 @@ export class InstanceIndex {
     return [...this.#services.values()].flatMap((m) => [...m.values()]);
   }
 
+  /** How many instances there are of each status and source (`api` or `zookeeper`). */
+  counts(): { status: string; source: string; value: number }[] {
+    const by = new Map<string, { status: string; source: string; value: number }>();
+    for (const m of this.#services.values()) {
+      for (const i of m.values()) {
+        const source = i.source ?? "api";
+        const key = `${i.status}/${source}`;
+        const b = by.get(key);
+        if (b) b.value++;
+        else by.set(key, { status: i.status, source, value: 1 });
+      }
+    }
+    return [...by.values()];
+  }
+
   /** A service's instances sorted by id; empty when it has none. */
   byService(service: string): Instance[] {
     let list = this.#sorted.get(service);

@@ -31,6 +31,14 @@ export interface Instance {
    * Stored with the record, so a restart keeps it.
    */
   missed_heartbeat?: InstanceStatus | null;
+  /**
+   * `"zookeeper"` for an instance someone else registered in ZooKeeper (Curator, Spring
+   * Cloud Zookeeper): watched there, health-checked, never stored or modified by us. Absent
+   * for registrations through the API.
+   */
+  source?: "zookeeper";
+  /** A ZooKeeper instance its owner took out of service (`enabled: false`, not `UP`). */
+  disabled?: boolean;
 }
 
 /** Longest accepted service or health-check URL, in characters. */
@@ -512,5 +520,6 @@ export function instanceView(i: Instance) {
     status: i.status,
     last_health_check: i.last_health_check,
     metadata: i.metadata,
+    source: i.source ?? ("api" as const),
   };
 }

@@ -1,4 +1,4 @@
-/** What a registration request makes of an instance. Pure: no I/O. */
+/** What a registration request makes of an instance, and the events about it. Pure: no I/O. */
 import {
   checkName,
   checkProbeTarget,
@@ -61,4 +61,19 @@ export function registration(
     missed_heartbeat: same ? prev.missed_heartbeat ?? null : null,
   };
   return { instance, prev };
+}
+
+/** A registry event (REGISTRY_KAFKA_TOPIC) about `i`: `type` and, when given, `reason`. */
+export function registryEvent(type: string, i: Instance, reason?: string) {
+  return {
+    event_id: crypto.randomUUID(),
+    type,
+    service_name: i.service_name,
+    instance_id: i.instance_id,
+    service_url: i.service_url,
+    status: i.status,
+    ...(i.source ? { source: i.source } : {}),
+    ...(reason ? { reason } : {}),
+    at: new Date().toISOString(),
+  };
 }

@@ -6,10 +6,12 @@
  * session (this service before a restart) is taken over.
  */
 import { CreateMode, ZkCode, zkCode, ZkSession } from "../backends/zookeeper.ts";
-import { BackendUnavailableError } from "../errors.ts";
+import { BackendUnavailableError, ConflictError } from "../errors.ts";
 import { log } from "../log.ts";
 import { curatorJson, type Instance } from "./model.ts";
 import type { RegistryBackend } from "./backend.ts";
+import { classifyZnode } from "./foreign.ts";
+import { type ForeignSink, ForeignWatch } from "./zookeeper_watch.ts";
 
 export interface ZkRegistryOptions {
   hosts: string;
@@ -20,6 +22,8 @@ export interface ZkRegistryOptions {
   onLeadership?: (leader: boolean) => void;
   /** Data of this replica's election node (its instance id), for operators. */
   candidate?: string;
+  /** Appended to a foreign instance's URL for its health check (default `/actuator/health`). */
+  instanceHealthPath?: string;
 }
 
 /** How often the election is re-read (no watches: one short read per second). */
@@ -39,6 +43,8 @@ export class ZookeeperRegistry implements RegistryBackend {
   #leader = false;
   /** When the current session last stopped being connected (or was opened). */
   #disconnectedSince = Date.now();
+  /** Instances others registered under the base path, once `watch` was called. */
+  #foreign: ForeignWatch | null = null;
 
   constructor(o: ZkRegistryOptions) {
     this.#o = o;
@@ -108,6 +114,27 @@ export class ZookeeperRegistry implements RegistryBackend {
     return this.#session?.connected ?? false;
   }
 
+  /**
+   * Reports instances that others registered under the base path to `sink`, from now on and
+   * across sessions (see {@link ForeignWatch}).
+   */
+  watch(sink: ForeignSink): void {
+    this.#foreign?.stop();
+    this.#foreign = new ForeignWatch({
+      base: this.#o.basePath === "/" ? "" : this.#o.basePath,
+      ours: (service, id) => this.#live.has(`${service}/${id}`),
+      sink,
+      healthPath: this.#o.instanceHealthPath ?? "/actuator/health",
+    });
+    const s = this.#session;
+    if (s?.connected) void this.#foreign.sync(s);
+  }
+
+  /** How many foreign instances are watched. */
+  get foreignCount(): number {
+    return this.#foreign?.size ?? 0;
+  }
+
   #path(service: string, id?: string): string {
     const base = this.#o.basePath === "/" ? "" : this.#o.basePath;
     return id === undefined ? `${base}/${service}` : `${base}/${service}/${id}`;
@@ -163,6 +190,7 @@ export class ZookeeperRegistry implements RegistryBackend {
       if (this.#session !== s) return;
       void this.#reapply(s);
       void this.#elect();
+      void this.#foreign?.sync(s);
     });
     try {
       await s.connect();
@@ -223,6 +251,17 @@ export class ZookeeperRegistry implements RegistryBackend {
       await s.setData(path, data);
       return;
     }
+    // Someone else's instance (Curator, Spring) at this path: never ours to replace.
+    const existing = await s.getData(path);
+    if (
+      existing !== null &&
+      classifyZnode(i.service_name, i.instance_id, existing, "").kind !== "ours"
+    ) {
+      throw new ConflictError(
+        `Instance ${i.instance_id} of ${i.service_name} is registered in ZooKeeper by another ` +
+          "client; choose another instance_id",
+      );
+    }
     // Left by an older session of ours (e.g. before a restart): take it over.
     await s.remove(path);
     await s.create(path, data, CreateMode.EPHEMERAL);
@@ -246,7 +285,7 @@ export class ZookeeperRegistry implements RegistryBackend {
     try {
       await this.#write(this.#require(), i);
     } catch (err) {
-      if (err instanceof BackendUnavailableError) throw err;
+      if (err instanceof BackendUnavailableError || err instanceof ConflictError) throw err;
       // Connection loss or session expiry mid-write: unavailable, not a server error.
       throw new BackendUnavailableError("registry", `ZooKeeper write failed: ${String(err)}`);
     }
@@ -262,6 +301,8 @@ export class ZookeeperRegistry implements RegistryBackend {
   /** Drops `service/id` from the records to re-apply, without touching ZooKeeper. */
   forget(service: string, id: string): void {
     this.#live.delete(`${service}/${id}`);
+    // A znode at that path that was not ours after all (a refused registration) is read now.
+    this.#foreign?.rescan(service);
   }
 
   async remove(service: string, id: string): Promise<void> {
@@ -299,6 +340,7 @@ export class ZookeeperRegistry implements RegistryBackend {
     clearTimeout(this.#timer);
     clearInterval(this.#electionTimer);
     this.#setLeader(false);
+    this.#foreign?.stop();
     // worker.terminate() would not end the session: close it, so ephemerals go at once.
     this.#session?.close();
     this.#session = null;

@@ -1,0 +1,267 @@
+/**
+ * Watches `ZOOKEEPER_BASE_PATH` for instances that others registered (Curator x-discovery,
+ * Spring Cloud Zookeeper) and reports them as they come, change and go: ZooKeeper watches
+ * on the base (services), on each service parent (instances) and on each foreign instance
+ * (its data), re-armed as they fire, never polled. Our own znodes (this replica's, and
+ * another config-service's, recognised by their format) are not reported.
+ */
+import type { ZkSession, ZkWatchEvent } from "../backends/zookeeper.ts";
+import { log } from "../log.ts";
+import { classifyZnode } from "./foreign.ts";
+import type { Instance } from "./model.ts";
+
+/** Where foreign instances are reported. */
+export interface ForeignSink {
+  /** A foreign instance appeared or its znode changed. */
+  upsert(i: Instance): void;
+  /** A foreign instance's znode went. */
+  remove(service: string, id: string): void;
+}
+
+export interface ForeignWatchOptions {
+  /** The base path ("/services"), or "" for the root. */
+  base: string;
+  /** Whether `service/id` is this replica's own registration (never read). */
+  ours(service: string, id: string): boolean;
+  sink: ForeignSink;
+  /** Appended to a foreign instance's URL for its health check (`/actuator/health`). */
+  healthPath: string;
+}
+
+/** After a failed scan (connection trouble), when to try again while still attached. */
+const RETRY_MS = 1_000;
+
+/** One key's scan at a time; a request meanwhile runs it once more afterwards. */
+class Coalescer {
+  readonly #running = new Map<string, { again: boolean }>();
+
+  run(key: string, fn: () => Promise<void>): Promise<void> {
+    const r = this.#running.get(key);
+    if (r) {
+      r.again = true;
+      return Promise.resolve();
+    }
+    const state = { again: false };
+    this.#running.set(key, state);
+    return (async () => {
+      try {
+        do {
+          state.again = false;
+          await fn();
+        } while (state.again);
+      } finally {
+        this.#running.delete(key);
+      }
+    })();
+  }
+}
+
+/** The foreign instances under a base path, kept current across sessions. */
+export class ForeignWatch {
+  readonly #o: ForeignWatchOptions;
+  #session: ZkSession | null = null;
+  /** Watches set in the current session, by kind and path ("c:/services/x", "d:…"). */
+  #armed = new Set<string>();
+  /** service → id → the znode text last read (for every znode read, foreign or not). */
+  readonly #seen = new Map<string, Map<string, string>>();
+  /** service → ids reported to the sink as foreign. */
+  readonly #foreign = new Map<string, Set<string>>();
+  /** "service/id" of znodes in our own format written by another replica: not followed. */
+  readonly #oursFormat = new Set<string>();
+  readonly #scans = new Coalescer();
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+
+  constructor(o: ForeignWatchOptions) {
+    this.#o = o;
+  }
+
+  /** How many foreign instances are reported now. */
+  get size(): number {
+    let n = 0;
+    for (const ids of this.#foreign.values()) n += ids.size;
+    return n;
+  }
+
+  /**
+   * Reads everything again through `session` and reports the differences: on a new session
+   * the watches are set anew; on a reconnect of the same one they still stand (the client
+   * sets them again on the server), and events missed meanwhile are caught by this read.
+   */
+  sync(session: ZkSession): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (session !== this.#session) {
+      this.#session = session;
+      this.#armed = new Set();
+    }
+    return this.#scanBase();
+  }
+
+  /** Reads a service again (after a registration of ours in it was refused or removed). */
+  rescan(service: string): void {
+    if (this.#session) void this.#scanService(service);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#retry);
+    this.#session = null;
+  }
+
+  #path(service?: string, id?: string): string {
+    const b = this.#o.base;
+    if (service === undefined) return b === "" ? "/" : b;
+    return id === undefined ? `${b}/${service}` : `${b}/${service}/${id}`;
+  }
+
+  #live(s: ZkSession): boolean {
+    return !this.#stopped && this.#session === s;
+  }
+
+  /** Sets a watch on `path` unless one stands; `onFire` runs when it fires. */
+  async #children(s: ZkSession, path: string, onFire: (e: ZkWatchEvent) => void) {
+    const key = `c:${path}`;
+    if (this.#armed.has(key)) return await s.getChildren(path);
+    this.#armed.add(key);
+    const got = await s.watchChildren(path, (e) => {
+      this.#armed.delete(key);
+      if (this.#live(s)) onFire(e);
+    }).catch((err) => {
+      this.#armed.delete(key);
+      throw err;
+    });
+    // No node, no watch: set again when the node is seen next.
+    if (got === null) this.#armed.delete(key);
+    return got ?? [];
+  }
+
+  async #data(s: ZkSession, path: string, onFire: (e: ZkWatchEvent) => void) {
+    const key = `d:${path}`;
+    if (this.#armed.has(key)) return await s.getData(path);
+    this.#armed.add(key);
+    const got = await s.watchData(path, (e) => {
+      this.#armed.delete(key);
+      if (this.#live(s)) onFire(e);
+    }).catch((err) => {
+      this.#armed.delete(key);
+      throw err;
+    });
+    if (got === null) this.#armed.delete(key);
+    return got;
+  }
+
+  #failed(what: string, err: unknown): void {
+    log.debug("zookeeper watch read failed; reading again", { what, error: String(err) });
+    if (this.#stopped || this.#retry !== undefined) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (this.#session?.connected) void this.#scanBase();
+    }, RETRY_MS);
+  }
+
+  #scanBase(): Promise<void> {
+    return this.#scans.run("base", async () => {
+      const s = this.#session;
+      if (!s || !this.#live(s)) return;
+      try {
+        const base = this.#path();
+        let services = await this.#children(s, base, () => void this.#scanBase());
+        if (services.length === 0 && !(await s.exists(base))) {
+          await s.mkdirp(base);
+          services = await this.#children(s, base, () => void this.#scanBase());
+        }
+        // At the root, ZooKeeper's own /zookeeper node is no service.
+        const names = new Set(services.filter((n) => this.#o.base !== "" || n !== "zookeeper"));
+        for (const svc of [...this.#seen.keys()]) {
+          if (!names.has(svc)) this.#dropService(svc);
+        }
+        await Promise.all([...names].map((svc) => this.#scanService(svc)));
+      } catch (err) {
+        this.#failed("services", err);
+      }
+    });
+  }
+
+  #scanService(svc: string): Promise<void> {
+    return this.#scans.run(`s:${svc}`, async () => {
+      const s = this.#session;
+      if (!s || !this.#live(s)) return;
+      try {
+        const ids = await this.#children(s, this.#path(svc), () => void this.#scanService(svc));
+        const now = new Set(ids);
+        const seen = this.#seen.get(svc) ?? new Map<string, string>();
+        this.#seen.set(svc, seen);
+        for (const id of [...seen.keys()]) {
+          if (!now.has(id)) this.#forget(svc, id);
+        }
+        for (const id of [...this.#foreign.get(svc) ?? []]) {
+          if (this.#o.ours(svc, id)) this.#forget(svc, id);
+        }
+        const unread = ids.filter((id) => !seen.has(id) && !this.#o.ours(svc, id));
+        await Promise.all(unread.map((id) => this.#read(svc, id)));
+        if (seen.size === 0 && ids.length === 0) this.#seen.delete(svc);
+      } catch (err) {
+        this.#failed(`service ${svc}`, err);
+      }
+    });
+  }
+
+  #read(svc: string, id: string): Promise<void> {
+    return this.#scans.run(`d:${svc}/${id}`, async () => {
+      const s = this.#session;
+      if (!s || !this.#live(s) || this.#o.ours(svc, id)) return;
+      try {
+        // Another replica rewrites its znodes at every health check: their data is not
+        // followed (the service's children watch still sees them go).
+        const text = await this.#data(s, this.#path(svc, id), () => {
+          if (!this.#oursFormat.has(`${svc}/${id}`)) void this.#read(svc, id);
+        });
+        if (text === null) {
+          this.#forget(svc, id);
+          return;
+        }
+        const seen = this.#seen.get(svc) ?? new Map<string, string>();
+        this.#seen.set(svc, seen);
+        if (seen.get(id) === text) return;
+        seen.set(id, text);
+        const k = classifyZnode(svc, id, text, this.#o.healthPath);
+        if (k.kind === "foreign") {
+          let ids = this.#foreign.get(svc);
+          if (!ids) this.#foreign.set(svc, ids = new Set());
+          ids.add(id);
+          this.#o.sink.upsert(k.instance);
+          return;
+        }
+        if (k.kind === "ours") this.#oursFormat.add(`${svc}/${id}`);
+        if (k.kind === "invalid") {
+          log.warn("znode under the base path is no service instance; ignored", {
+            path: this.#path(svc, id),
+            reason: k.reason,
+          });
+        }
+        this.#unreport(svc, id);
+      } catch (err) {
+        this.#failed(`instance ${svc}/${id}`, err);
+      }
+    });
+  }
+
+  #unreport(svc: string, id: string): void {
+    const ids = this.#foreign.get(svc);
+    if (!ids?.delete(id)) return;
+    if (ids.size === 0) this.#foreign.delete(svc);
+    this.#o.sink.remove(svc, id);
+  }
+
+  #forget(svc: string, id: string): void {
+    this.#seen.get(svc)?.delete(id);
+    this.#oursFormat.delete(`${svc}/${id}`);
+    this.#unreport(svc, id);
+  }
+
+  #dropService(svc: string): void {
+    for (const id of [...this.#seen.get(svc)?.keys() ?? []]) this.#forget(svc, id);
+    for (const id of [...this.#foreign.get(svc) ?? []]) this.#unreport(svc, id);
+    this.#seen.delete(svc);
+  }
+}
