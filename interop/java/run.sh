@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Java interop suite (issue 15, item 3): proves that Java services use config-service unchanged.
+# Java interop suite (issue 15, item 3; issue 16: ZooKeeper): proves that Java services use config-service unchanged.
 #
 #   bash interop/java/run.sh          from anywhere; exit 0 only when every test passed
 #
@@ -20,6 +20,16 @@
 #   SecuredConfigServerTest       Bearer / Basic tokens, secrets left out, a Boot client with a password
 #   JdkHttpClientTest             HttpClient.newHttpClient() (h2c upgrade) POSTs
 #   OfrepProviderTest             the OpenFeature Java SDK's OFREP provider vs our REST evaluate
+# and, only when the service runs on the stack's ZooKeeper (skipped on the embedded defaults),
+# ZooKeeper two-way interop (issue 16):
+#   RegistryHealthInteropTest        Curator's ServiceProvider and Spring Cloud LoadBalancer never
+#                                    pick a REST-registered unhealthy instance, and pick it once healthy
+#   SpringZookeeperRegistrationTest  a Spring Cloud Zookeeper app's own registration is listed
+#                                    (source "zookeeper"), probed, discovered, 409 on deregister, removed
+#   SpringDiscoversRestServiceTest   a Spring app discovers a REST-registered service and calls it
+#                                    through a @LoadBalanced RestClient
+# For those the main service probes instance health every 2 s (health_interval below) and Maven
+# gets -Dzookeeper.hosts, -Dzookeeper.basepath and -Dinterop.health.interval (empty without ZooKeeper).
 # Last line: `interop-java: N passed, N failed, N skipped`. Knobs: MAVEN_ARGS (extra mvn
 # arguments, e.g. -Dtest=OfrepProviderTest), INTEROP_KEEP=1 (keep the temp dir and service log).
 set -euo pipefail
@@ -97,6 +107,8 @@ if [ -n "${DATABASE_URL:-}" ]; then
   fi
 fi
 export ZOOKEEPER_BASE_PATH="/config-service-interop-java"
+# The main service's health-check interval (s), also given to the tests that measure against it.
+health_interval=2
 
 # --- two services: the main one (on the stack when there is one, open: no API tokens), and a
 # secured one (embedded defaults, API_TOKENS) for the Spring Cloud Config authentication tests
@@ -126,6 +138,13 @@ start_service() {
     export SERVICE_HOST=127.0.0.1 SERVICE_PORT="$p" DATA_DIR="$tmp/$name/data" FLAGS_FILE="$tmp/$name/flags.json"
     export SERVICE_INSTANCE_ID="interop-java-$name-$id" SERVICE_ADVERTISE_URL="http://127.0.0.1:$p"
     export LOG_LEVEL="${INTEROP_LOG_LEVEL:-WARNING}"
+    if [ "$name" = main ]; then
+      # Health flips must reach ZooKeeper fast (the issue 16 tests time them against the
+      # interval): probe every $health_interval s, and no retries, so that a failing round settles
+      # "unhealthy" at once instead of after 1+2+4 s of backed-off retries that also delay the
+      # next round; each round then reflects what /health answers right now.
+      export SERVICE_HEALTH_CHECK_INTERVAL="$health_interval" HEALTH_CHECK_MAX_RETRIES=0
+    fi
     if [ "$name" = secured ]; then
       unset DATABASE_URL REDIS_HOST ZOOKEEPER_HOSTS KAFKA_BOOTSTRAP_SERVERS
       export API_TOKENS="interop-admin:$tok_admin:admin;interop-reader:$tok_reader:config:read;interop-secrets:$tok_secrets:config:read,secrets:read"
@@ -160,6 +179,14 @@ cd "$HERE"
 mvn_args=(-B -T1 -Dstyle.color=never -Dconfigservice.url="$url" -Dinterop.service.port="$port"
   -Dconfigservice.secured.url="$auth_url" -Dinterop.secured.port="$auth_port" -Dconfigservice.token.admin="$tok_admin"
   -Dconfigservice.token.reader="$tok_reader" -Dconfigservice.token.secrets="$tok_secrets")
+# The ZooKeeper interop tests (issue 16) need the ensemble the main service uses; without one
+# (embedded run: the service's ZooKeeper is in-process) the properties are empty and they skip.
+if [ -n "${ZOOKEEPER_HOSTS:-}" ]; then
+  mvn_args+=(-Dzookeeper.hosts="$ZOOKEEPER_HOSTS" -Dzookeeper.basepath="$ZOOKEEPER_BASE_PATH"
+    -Dinterop.health.interval="$health_interval")
+else
+  mvn_args+=(-Dzookeeper.hosts= -Dzookeeper.basepath= -Dinterop.health.interval=)
+fi
 # shellcheck disable=SC2206
 extra=(${MAVEN_ARGS:-})
 rm -rf target/surefire-reports

@@ -59,6 +59,10 @@ public class ClientApp {
         // server in the same JVM): its ConfigServerBootstrapApplicationListener turns the client
         // off (spring.cloud.config.enabled=false) unless told otherwise. A real client lacks it.
         "--spring.cloud.config.enabled=true",
+        // spring-cloud-starter-zookeeper-discovery and -loadbalancer share the classpath (issue 16
+        // tests): no ZooKeeper connection, no registration, no LoadBalancer beans
+        "--spring.cloud.zookeeper.enabled=false",
+        "--spring.cloud.loadbalancer.enabled=false",
         "--server.address=127.0.0.1",
         "--server.port=" + port,
         "--management.endpoints.web.exposure.include=refresh,health",

@@ -27,6 +27,10 @@ public class RealConfigServerApp {
             "spring.cloud.config.server.native.search-locations=file:" + (searchDir.endsWith("/") ? searchDir : searchDir + "/"),
             "spring.cloud.config.enabled=false",
             "spring.cloud.refresh.enabled=false",
+            // spring-cloud-starter-zookeeper-discovery and -loadbalancer share the classpath (issue
+            // 16 tests): no ZooKeeper connection, no registration, no LoadBalancer beans
+            "spring.cloud.zookeeper.enabled=false",
+            "spring.cloud.loadbalancer.enabled=false",
             "management.endpoints.web.exposure.include=health",
             "spring.main.banner-mode=off",
             "logging.level.root=WARN")
