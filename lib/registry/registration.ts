@@ -1,4 +1,7 @@
-/** What a registration request makes of an instance, and the events about it. Pure: no I/O. */
+/**
+ * What a registration request makes of an instance, what the sweep does to it, and the
+ * events about it. Pure: no I/O.
+ */
 import {
   checkName,
   checkProbeTarget,
@@ -76,4 +79,26 @@ export function registryEvent(type: string, i: Instance, reason?: string) {
     ...(reason ? { reason } : {}),
     at: new Date().toISOString(),
   };
+}
+
+/**
+ * What the sweep does to `i` at `now` (ms): mark it unhealthy for a missed heartbeat, remove
+ * it for being unhealthy longer than `deregisterAfterMs` (0 = never), or nothing. Others'
+ * instances (ZooKeeper) leave when their znode goes, never by our hand.
+ */
+export function sweepAction(
+  i: Instance,
+  now: number,
+  deregisterAfterMs: number,
+): "missed" | "expire" | null {
+  if (i.source) return null;
+  if (
+    i.ttl_seconds && i.last_heartbeat && !i.missed_heartbeat &&
+    now - Date.parse(i.last_heartbeat) > i.ttl_seconds * 1000
+  ) return "missed";
+  if (
+    deregisterAfterMs > 0 && i.unhealthy_since &&
+    now - Date.parse(i.unhealthy_since) > deregisterAfterMs
+  ) return "expire";
+  return null;
 }
