@@ -26,7 +26,7 @@ import { metaRoutes } from "./meta.ts";
 import { docsRoutes } from "./docs.ts";
 import type { ActorHandle } from "./actors.ts";
 import { configRoutes, fastConfigGet, type GetMemo } from "./config.ts";
-import { registryRoutes } from "./registry.ts";
+import { fastRegistryGet, registryRoutes } from "./registry.ts";
 import { metricsRoutes } from "./metrics.ts";
 import { type HistogramSeries, httpDuration } from "../lib/metrics.ts";
 import { fastEvaluation, flagRoutes, ofrepRefusal } from "./flags.ts";
@@ -101,6 +101,9 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     : null;
   const getMemo: GetMemo = new Map();
   const configGet = deps.config ? fastConfigGet(deps.config, getMemo) : null;
+  const registryGet = deps.registry && deps.health
+    ? fastRegistryGet({ settings: deps.settings, registry: deps.registry, health: deps.health })
+    : null;
   const ready = readiness(Object.values(deps.actors));
   const bodies = new BodyReader(bodyLimits(deps.settings, BODY_LIMIT_BYTES));
   // Its access table is read once every route is mounted, below.
@@ -143,6 +146,8 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       if (r.route === "/ready") return ready.fast(id).then((res) => finish(res, true));
       const fast = configGet?.(req, id);
       if (fast) return finish(fast, true);
+      const listed = registryGet?.(r.route, r.path);
+      if (listed) return finish(listed);
     } else if (req.body !== null && req.method !== "HEAD") {
       // Every body is read here, within its limits, once the route has let the caller in;
       // the routes get it as text (Hono re-reads it from the new Request).

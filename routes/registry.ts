@@ -60,6 +60,31 @@ export function registryRoutes(deps: RegistryDeps) {
   return r;
 }
 
+const DISCOVER_ROUTE = "/api/v1/registry/discover/:service_name";
+const SERVICE_ROUTE = "/api/v1/registry/services/:service_name";
+const NAME = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * The service-answer fast path, called by the fetch wrapper before Hono once the request is
+ * resolved (and authorized) to `route` on `path`: `discover/{name}` and `services/{name}`
+ * whose answer the HTTP thread holds are answered here, synchronously, as the routes answer
+ * them; anything else (a name the route would refuse, an answer not held) returns null and
+ * takes the full route. None when the registry is disabled (its routes answer 503).
+ */
+export function fastRegistryGet(deps: RegistryDeps) {
+  if (!deps.settings.SERVICE_REGISTRY_ENABLED) return null;
+  const { registry } = deps;
+  return (route: string | null, path: string): Response | null => {
+    const healthyOnly = route === DISCOVER_ROUTE;
+    if (!healthyOnly && route !== SERVICE_ROUTE) return null;
+    const name = path.slice(path.lastIndexOf("/") + 1);
+    if (!NAME.test(name)) return null;
+    const body = registry.answerNear(name, healthyOnly);
+    if (body === undefined) return null;
+    return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
+  };
+}
+
 type Router = ReturnType<typeof newRouter>;
 const Ref = z.object({ service_name: Name, instance_id: Name });
 const ServiceParam = z.object({ service_name: Name });

@@ -244,3 +244,76 @@ Deno.test("POST /api/v1/feature-flags/evaluate{,/boolean,/bulk} are answered bef
   }
   assert.equal(evaluations, before, "a refused body is never evaluated");
 });
+
+Deno.test("GET discover/{name} and services/{name} are answered before Hono, as the routes answer them", async () => {
+  await using svc = await startService(embeddedSettings({ SERVICE_HEALTH_CHECK_ENABLED: "false" }));
+  const hono = honoDispatches(svc.app);
+  await assertSpyWorks(svc, hono);
+  const reg = await send(svc.app, "POST", "/api/v1/registry/register", {
+    service_name: "orders",
+    service_url: "http://127.0.0.1:9",
+    metadata: { instance_id: "orders-1" },
+  });
+  assert.equal(reg.status, 201);
+  await reg.body?.cancel();
+  const registry = svc.actors.registry;
+  for (const path of ["/api/v1/registry/discover/orders", "/api/v1/registry/services/orders"]) {
+    const url = `http://localhost${path}`;
+    // Until the HTTP thread holds the answer, the route answers (and the answer is kept).
+    const healthy = path.includes("discover");
+    await waitFor(
+      async () => {
+        const r = await routed(svc.app, hono, new Request(url));
+        await r.body?.cancel();
+        return registry.answerNear("orders", healthy) !== undefined;
+      },
+      5_000,
+      `the answer of ${path} held`,
+    );
+    const viaRoute = await registry.answer({ service: "orders", healthy_only: healthy });
+    const again = await fast(
+      svc.app,
+      hono,
+      new Request(url, { headers: { "x-request-id": "d-1" } }),
+    );
+    assert.equal(again.status, 200);
+    assert.equal(again.headers.get("content-type"), "application/json");
+    assert.equal(again.headers.get("x-request-id"), "d-1");
+    assert.equal(await again.text(), viaRoute);
+  }
+  // Names the route refuses or does not know take the route: its 400 and 404 problems.
+  const bad = await routed(
+    svc.app,
+    hono,
+    new Request("http://localhost/api/v1/registry/discover/a%20b"),
+  );
+  assert.equal(bad.status, 400);
+  assert.equal(bad.headers.get("content-type"), PROBLEM);
+  await bad.body?.cancel();
+  const unknown = await routed(
+    svc.app,
+    hono,
+    new Request("http://localhost/api/v1/registry/discover/nope"),
+  );
+  assert.equal(unknown.status, 404);
+  await unknown.body?.cancel();
+  // A change is seen at once: the held answer is dropped with the change's notice.
+  const dereg = await send(svc.app, "POST", "/api/v1/registry/deregister", {
+    service_name: "orders",
+    instance_id: "orders-1",
+  });
+  assert.equal(dereg.status, 200);
+  await dereg.body?.cancel();
+  await waitFor(
+    async () => (await svc.app.request("/api/v1/registry/services/orders")).status === 404,
+    5_000,
+    "gone",
+  );
+});
+
+Deno.test("the registry fast path is off when the registry is disabled: its routes answer 503", async () => {
+  await using svc = await startService(embeddedSettings({ SERVICE_REGISTRY_ENABLED: "false" }));
+  const res = await svc.app.request("/api/v1/registry/discover/orders");
+  assert.equal(res.status, 503);
+  await res.body?.cancel();
+});
