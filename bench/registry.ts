@@ -6,7 +6,8 @@
  *   registry); health checks off, so the instance addresses are never contacted.
  * - {@link discoverLatency}: wrk on GET /api/v1/registry/discover/{name} rotating over 500
  *   services of 20 healthy instances each (10,000 in all), beside a bare Deno.serve baseline
- *   measured in the same run.
+ *   measured in the same run; on embedded, and (ZOOKEEPER_HOSTS set) on ZooKeeper with 2,000
+ *   of the instances registered in ZooKeeper by another client (as Curator/Spring do).
  * - {@link schedulerDrift}: 2,000 instances checked every 10 s against one stub server that
  *   records when each instance's /health was hit; reports the spread of the intervals.
  *
@@ -186,27 +187,110 @@ export async function registerThroughput(
 }
 
 /**
- * 2. Discover latency: 500 services × 20 healthy instances on the embedded registry, wrk
- * -c50 rotating over the names. Target p99 < 5 ms.
+ * A znode as Spring Cloud Zookeeper writes one (Curator's ServiceInstance JSON), its health
+ * URL in its metadata.
+ */
+function foreignZnode(service: string, id: string, port: number, healthUrl: string): string {
+  return JSON.stringify({
+    name: service,
+    id,
+    address: "127.0.0.1",
+    port,
+    sslPort: null,
+    payload: {
+      "@class": "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance",
+      id: `${service}-1`,
+      name: service,
+      metadata: { instance_status: "UP", health_check_url: healthUrl },
+    },
+    registrationTimeUTC: Date.now(),
+    serviceType: "DYNAMIC",
+    uriSpec: {
+      parts: [
+        { value: "scheme", variable: true },
+        { value: "://", variable: false },
+        { value: "address", variable: true },
+        { value: ":", variable: false },
+        { value: "port", variable: true },
+      ],
+    },
+  });
+}
+
+/**
+ * 2. Discover latency: 500 services × 20 healthy instances, wrk -c50 rotating over the
+ * names. Target p99 < 5 ms. With `foreignPerService` > 0 (needs ZOOKEEPER_HOSTS) the service
+ * runs on ZooKeeper and that many instances of each service are znodes another client wrote
+ * (ephemerals of the bench's own session, as a Spring app's are), the rest registered through
+ * the API.
  */
 export async function discoverLatency(
   services = 500,
   perService = 20,
   durationS = 10,
   connections = 50,
+  foreignPerService = 0,
 ): Promise<string> {
+  const hosts = foreignPerService > 0 ? Deno.env.get("ZOOKEEPER_HOSTS") ?? "" : "";
+  if (foreignPerService > 0 && !hosts) {
+    return "- registry: discover with instances others registered in ZooKeeper: not run " +
+      "(ZOOKEEPER_HOSTS unset)";
+  }
+  const base = `/cs-bench-disc-${Date.now()}`;
   const stub = startStub();
   const bare = await spawnBare();
   const svc = await spawnService({
     SERVICE_HEALTH_CHECK_ENABLED: "true",
     SERVICE_HEALTH_CHECK_INTERVAL: "3600",
     HEALTH_CHECK_MAX_RETRIES: "0",
+    ...(hosts ? { ZOOKEEPER_HOSTS: hosts, ZOOKEEPER_BASE_PATH: base } : {}),
   });
   const lua = Deno.makeTempFileSync({ suffix: ".lua" });
+  let writer: ZkSession | null = null;
+  let foreignNote = "";
   try {
     const n = services * perService;
+    const foreignN = services * foreignPerService;
+    const isForeign = (i: number) => i % perService >= perService - foreignPerService;
+    if (hosts) {
+      await waitReady(svc);
+      writer = new ZkSession(hosts, { sessionTimeoutMs: 30_000, connectTimeoutMs: 10_000 });
+      await writer.connect();
+      const w = writer;
+      for (let k = 0; k < services; k++) await w.mkdirp(`${base}/disc-${k}`);
+      const t0 = performance.now();
+      const ids = Array.from({ length: n }, (_, i) => i).filter(isForeign);
+      await pool(ids.length, 50, async (j) => {
+        const i = ids[j];
+        const service = `disc-${Math.floor(i / perService)}`;
+        await w.create(
+          `${base}/${service}/inst-${i}`,
+          foreignZnode(
+            service,
+            `inst-${i}`,
+            stub.port,
+            `http://127.0.0.1:${stub.port}/f/${i}/health`,
+          ),
+          1, // EPHEMERAL
+        );
+      });
+      // Every foreign instance listed by the service: the watches have caught up.
+      const seen = async () => {
+        const all = await (await fetch(`${svc.url}/api/v1/registry/services`)).json();
+        return (all as { instances: { source: string }[] }[])
+          .reduce((a, x) => a + x.instances.filter((i) => i.source === "zookeeper").length, 0);
+      };
+      let found = 0;
+      const end = Date.now() + 60_000;
+      while ((found = await seen()) < foreignN && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const ms = performance.now() - t0;
+      foreignNote = `; ${fmt(found)} of ${fmt(foreignN)} written in ZooKeeper by another ` +
+        `client, all listed ${(ms / 1000).toFixed(1)} s after the first was written`;
+    }
     await pool(n, 50, (i) =>
-      register(svc, {
+      isForeign(i) && hosts ? Promise.resolve() : register(svc, {
         service_name: `disc-${Math.floor(i / perService)}`,
         service_url: `http://127.0.0.1:${stub.port}/i/${i}`,
         metadata: { instance_id: `inst-${i}` },
@@ -235,23 +319,32 @@ end
     );
     const o = { durationS, connections, threads: 1 };
     await wrk(`${bare.url}/`, { ...o, durationS: 2 });
-    const base = await wrk(`${bare.url}/`, o);
+    const baseline = await wrk(`${bare.url}/`, o);
     await wrk(`${svc.url}/`, { ...o, durationS: 2, script: lua });
     const d = await wrk(`${svc.url}/`, { ...o, script: lua });
     // Latency below saturation too: at 50 connections p99 is mostly queueing.
     const light = await wrk(`${svc.url}/`, { ...o, connections: 10, script: lua });
     return `- registry: GET /api/v1/registry/discover/{name} over ${fmt(n)} instances in ` +
-      `${services} services (${fmt(healthy)} healthy, ${listed} per answer; embedded, ` +
+      `${services} services (${fmt(healthy)} healthy, ${listed} per answer; ` +
+      `${hosts ? `ZooKeeper${foreignNote}` : "embedded"}, ` +
       `wrk -t1 ${durationS} s): at ${connections} connections (saturated) ${fmt(d.rps)} req/s, ` +
       `p50 ${d.p50_ms.toFixed(2)} ms, p99 ${d.p99_ms.toFixed(2)} ms, ${d.errors} errors, ` +
-      `${(d.rps / base.rps).toFixed(2)}× the bare Deno.serve baseline (${fmt(base.rps)} req/s, ` +
-      `p99 ${base.p99_ms.toFixed(2)} ms); at 10 connections ${fmt(light.rps)} req/s, p50 ` +
+      `${(d.rps / baseline.rps).toFixed(2)}× the bare Deno.serve baseline (${
+        fmt(baseline.rps)
+      } req/s, ` +
+      `p99 ${baseline.p99_ms.toFixed(2)} ms); at 10 connections ${fmt(light.rps)} req/s, p50 ` +
       `${light.p50_ms.toFixed(2)} ms, p99 ${light.p99_ms.toFixed(2)} ms (target p99 < 5 ms: ` +
       `${met(d.p99_ms < 5)} saturated, ${met(light.p99_ms < 5)} at 10 connections)`;
   } finally {
     Deno.removeSync(lua);
+    writer?.close();
     await Promise.allSettled([svc.stop(), bare.stop()]);
     await stub.stop();
+    if (hosts) {
+      await zkCleanup(hosts, base).catch((err) =>
+        console.error(`could not remove ${base} from ZooKeeper: ${err}`)
+      );
+    }
   }
 }
 
@@ -318,8 +411,16 @@ export async function registryBench(): Promise<string> {
   return [
     await registerThroughput(),
     await discoverLatency(),
+    await discoverLatency(500, 20, 10, 50, 4),
     await schedulerDrift(),
   ].join("\n");
 }
 
-if (import.meta.main) console.log(await registryBench());
+if (import.meta.main) {
+  // `deno run -A bench/registry.ts discover-zk`: only the ZooKeeper discover row.
+  console.log(
+    Deno.args[0] === "discover-zk"
+      ? await discoverLatency(500, 20, 10, 50, 4)
+      : await registryBench(),
+  );
+}
