@@ -455,3 +455,57 @@ serverTest(
     }
   },
 );
+
+serverTest(
+  "zookeeper foreign instances",
+  ["ZOOKEEPER_HOSTS"],
+  "removing one of ours never deletes another client's znode that took its path",
+  async () => {
+    const { ZookeeperRegistry } = await import("../lib/registry/zookeeper_registry.ts");
+    const base = `/cs-t-foreign-${crypto.randomUUID().slice(0, 8)}`;
+    const owner = await openZk();
+    const reg = new ZookeeperRegistry({
+      hosts: Deno.env.get("ZOOKEEPER_HOSTS")!,
+      basePath: base,
+      sessionTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+    });
+    try {
+      reg.start();
+      await waitFor(() => reg.connected, 10_000, "session");
+      const ours: Instance = {
+        service_name: "taken",
+        instance_id: "t-1",
+        service_url: "http://127.0.0.1:10",
+        health_check_url: "http://127.0.0.1:10/health",
+        metadata: {},
+        status: "registered",
+        last_health_check: null,
+        registered_at: new Date().toISOString(),
+        ttl_seconds: null,
+        last_heartbeat: null,
+        unhealthy_since: null,
+      };
+      await reg.put(ours);
+      // Our znode goes (as after a session expiry) and another client takes the path.
+      await owner.remove(`${base}/taken/t-1`);
+      const data = springZnode("taken", "t-1", 9);
+      await owner.create(`${base}/taken/t-1`, data, CreateMode.EPHEMERAL);
+      await reg.remove("taken", "t-1");
+      assert.equal(await owner.getData(`${base}/taken/t-1`), data, "theirs is still there");
+      // One of ours left by an older session of ours is removed as before.
+      const older = await openZk();
+      try {
+        await older.create(`${base}/taken/t-2`, curatorJson({ ...ours, instance_id: "t-2" }), 1);
+        await reg.remove("taken", "t-2");
+        assert.equal(await owner.exists(`${base}/taken/t-2`), false);
+      } finally {
+        older.close();
+      }
+    } finally {
+      reg.close();
+      owner.close();
+      await dropBasePath(base);
+    }
+  },
+);

@@ -308,7 +308,19 @@ export class ZookeeperRegistry implements RegistryBackend {
   async remove(service: string, id: string): Promise<void> {
     this.#live.delete(`${service}/${id}`);
     const s = this.#require();
-    await s.remove(this.#path(service, id));
+    const path = this.#path(service, id);
+    // Only our znode goes: another client may hold this path now (ours could not be written
+    // back after a session expiry because theirs was there).
+    const owner = await s.owner(path);
+    if (owner !== null && owner !== s.sessionId) {
+      const data = await s.getData(path);
+      if (data !== null && classifyZnode(service, id, data, "").kind !== "ours") {
+        log.warn("not removing a znode another client registered at this path", { path });
+        this.#foreign?.rescan(service);
+        return;
+      }
+    }
+    await s.remove(path);
     await this.#dropIfEmpty(s, this.#path(service));
   }
 
