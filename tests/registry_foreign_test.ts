@@ -101,6 +101,14 @@ Deno.test("a Curator znode: scheme from sslPort, IPv6 in brackets, uriSpec paths
   assert.equal(own.health_check_url, "http://h:1/hc");
   const bad = foreign(springZnode("orders", "x", 9000, { health_check_url: "file:///etc" }));
   assert.equal(bad.health_check_url, "http://127.0.0.1:9000/actuator/health");
+  // Spring's uriSpec names {port}; an https-only instance has none: not `https://host:`.
+  const sslOnly = foreign(springZnode("orders", "x", 9000, {}, { port: null, sslPort: 8443 }));
+  assert.equal(sslOnly.service_url, "https://127.0.0.1:8443");
+  // A uriSpec building a URL over 2048 characters falls back too.
+  const long = foreign(springZnode("orders", "x", 9000, {}, {
+    uriSpec: { parts: [...URI_SPEC.parts, { value: `/${"a".repeat(3000)}`, variable: false }] },
+  }));
+  assert.equal(long.service_url, "http://127.0.0.1:9000");
   // A uriSpec that builds no http(s) URL falls back to scheme://address:port.
   const odd = foreign(springZnode("orders", "x", 9000, {}, {
     uriSpec: { parts: [{ value: "ftp://x", variable: false }] },
@@ -113,6 +121,8 @@ Deno.test("an owner's out-of-service mark: enabled false, or instance_status oth
   assert.equal(foreign(springZnode("o", "x", 1, {})).disabled, false);
   assert.equal(foreign(springZnode("o", "x", 1, {}, { enabled: true })).disabled, false);
   assert.equal(foreign(springZnode("o", "x", 1, {}, { enabled: false })).disabled, true);
+  // Jackson, which Curator reads with, takes the string "false" as false too.
+  assert.equal(foreign(springZnode("o", "x", 1, {}, { enabled: "false" })).disabled, true);
   const oos = { instance_status: "OUT_OF_SERVICE" };
   assert.equal(foreign(springZnode("o", "x", 1, oos)).disabled, true);
 });
@@ -142,6 +152,10 @@ Deno.test("our own znodes are ours; anything that is no instance is invalid, wit
   assert.match(invalid(springZnode("orders", "x", 0)), /neither port/);
   assert.match(invalid(springZnode("orders", "x", 70_000)), /neither port/);
   assert.match(invalid(springZnode("orders", "x", 1, {}, { address: "a b" })), /no host/);
+  // Nothing in the address may move the URL's port or path.
+  for (const address of ["127.0.0.1#x", "127.0.0.1/x", "h?x", "user@h", "h:99", "é.example"]) {
+    assert.match(invalid(springZnode("orders", "x", 1, {}, { address })), /no host/, address);
+  }
   assert.match(invalid(springZnode("orders", "x", 1), "has space"), /name/);
   assert.match(invalid(springZnode("orders", "x", 1), "orders", "é"), /name/);
   assert.match(invalid("x".repeat(MAX_INSTANCE_JSON + 1)), /over/);
@@ -393,12 +407,26 @@ serverTest(
       await writer.create(`${base}/b/1`, springZnode("b", "1", 4));
       first = await openZk();
       await watch.sync(first);
-      assert.deepEqual(events.sort(), ["+b/1", "-a/1"]);
+      // Removed: exactly what went; reported: what came, and (read again, with new watches)
+      // the ones that stayed, which the registry takes as unchanged.
+      assert.deepEqual(events.filter((e) => e.startsWith("-")), ["-a/1"]);
+      assert.deepEqual(events.filter((e) => e.startsWith("+")).sort(), ["+a/2", "+a/3", "+b/1"]);
       assert.equal(watch.size, 3);
-      // And the new session's watches stand.
+      // And the new session's watches stand: on the service, and on the data of znodes read
+      // before the session was lost (their old watches went with it).
       events.length = 0;
       await writer.remove(`${base}/b/1`);
       await waitFor(() => events.includes("-b/1"), 2_000, "b/1 gone through the watch");
+      events.length = 0;
+      await writer.setData(
+        `${base}/a/2`,
+        springZnode("a", "2", 2, { instance_status: "OUT_OF_SERVICE" }),
+      );
+      await waitFor(
+        () => events.includes("+a/2"),
+        2_000,
+        "a/2's change seen after the new session",
+      );
     } finally {
       watch.stop();
       first.close();

@@ -136,6 +136,13 @@ export function classifyZnode(
   if (!isRecord(doc) || typeof doc.address !== "string" || doc.address === "") {
     return { kind: "invalid", reason: "no address (not a Curator ServiceInstance)" };
   }
+  // A host name or an IP address, nothing that would move the URL's port or path.
+  if (!/^([A-Za-z0-9._-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?)$/.test(doc.address)) {
+    return {
+      kind: "invalid",
+      reason: `address ${JSON.stringify(doc.address.slice(0, 64))} is no host`,
+    };
+  }
   const port = portOf(doc.port);
   const ssl = portOf(doc.sslPort);
   if (port === null && ssl === null) {
@@ -145,7 +152,16 @@ export function classifyZnode(
   const fallback = ssl !== null
     ? `https://${urlHost(doc.address)}:${ssl}`
     : `http://${urlHost(doc.address)}:${port}`;
-  const url = usableUrl(buildUriSpec(doc.uriSpec, fields)) ?? usableUrl(fallback);
+  // A uriSpec naming a port the instance does not have (Spring's `{port}` on an https-only
+  // instance) would build `https://host:`, which reads as port 443: use the fallback then.
+  const spec = isRecord(doc.uriSpec) && Array.isArray(doc.uriSpec.parts) ? doc.uriSpec.parts : [];
+  const names = (v: string) =>
+    spec.some((p) => isRecord(p) && p.variable === true && p.value === v);
+  const built = (names("port") && port === null) || (names("ssl-port") && ssl === null)
+    ? null
+    : buildUriSpec(doc.uriSpec, fields);
+  const url = usableUrl(built !== null && built.length <= 2048 ? built : null) ??
+    usableUrl(fallback);
   if (!url) return { kind: "invalid", reason: `address ${JSON.stringify(doc.address)} is no host` };
 
   const p = doc.payload;
@@ -168,7 +184,8 @@ export function classifyZnode(
       ms < 8.64e15
     ? new Date(ms).toISOString()
     : new Date(0).toISOString();
-  const disabled = disabledByOwner(doc.enabled, metadata);
+  // Curator reads `enabled` with Jackson, which takes the string "false" as false too.
+  const disabled = disabledByOwner(doc.enabled === "false" ? false : doc.enabled, metadata);
   return {
     kind: "foreign",
     instance: {

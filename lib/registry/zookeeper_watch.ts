@@ -62,8 +62,12 @@ export class ForeignWatch {
   #session: ZkSession | null = null;
   /** Watches set in the current session, by kind and path ("c:/services/x", "d:…"). */
   #armed = new Set<string>();
-  /** service → id → the znode text last read (for every znode read, foreign or not). */
-  readonly #seen = new Map<string, Map<string, string>>();
+  /**
+   * service → id → a digest of the znode data last read (every znode read, foreign or not),
+   * to tell a change from a repeat without keeping the data. Cleared on a new session: its
+   * watches are gone, so every znode is read (and watched) again.
+   */
+  #seen = new Map<string, Map<string, string>>();
   /** service → ids reported to the sink as foreign. */
   readonly #foreign = new Map<string, Set<string>>();
   /** "service/id" of znodes in our own format written by another replica: not followed. */
@@ -93,6 +97,10 @@ export class ForeignWatch {
     if (session !== this.#session) {
       this.#session = session;
       this.#armed = new Set();
+      // Every data watch went with the old session: read every znode again, with a watch. What
+      // was reported stays until this read says otherwise (gone: removed; changed: updated).
+      this.#seen = new Map();
+      this.#oursFormat.clear();
     }
     return this.#scanBase();
   }
@@ -172,7 +180,7 @@ export class ForeignWatch {
         }
         // At the root, ZooKeeper's own /zookeeper node is no service.
         const names = new Set(services.filter((n) => this.#o.base !== "" || n !== "zookeeper"));
-        for (const svc of [...this.#seen.keys()]) {
+        for (const svc of new Set([...this.#seen.keys(), ...this.#foreign.keys()])) {
           if (!names.has(svc)) this.#dropService(svc);
         }
         await Promise.all([...names].map((svc) => this.#scanService(svc)));
@@ -195,7 +203,7 @@ export class ForeignWatch {
           if (!now.has(id)) this.#forget(svc, id);
         }
         for (const id of [...this.#foreign.get(svc) ?? []]) {
-          if (this.#o.ours(svc, id)) this.#forget(svc, id);
+          if (!now.has(id) || this.#o.ours(svc, id)) this.#forget(svc, id);
         }
         const unread = ids.filter((id) => !seen.has(id) && !this.#o.ours(svc, id));
         await Promise.all(unread.map((id) => this.#read(svc, id)));
@@ -222,8 +230,9 @@ export class ForeignWatch {
         }
         const seen = this.#seen.get(svc) ?? new Map<string, string>();
         this.#seen.set(svc, seen);
-        if (seen.get(id) === text) return;
-        seen.set(id, text);
+        const digest = digestOf(text);
+        if (seen.get(id) === digest) return;
+        seen.set(id, digest);
         const k = classifyZnode(svc, id, text, this.#o.healthPath);
         if (k.kind === "foreign") {
           let ids = this.#foreign.get(svc);
@@ -264,4 +273,14 @@ export class ForeignWatch {
     for (const id of [...this.#foreign.get(svc) ?? []]) this.#unreport(svc, id);
     this.#seen.delete(svc);
   }
+}
+
+/** Length and 32-bit FNV-1a of `text`: enough to tell a changed znode from a repeat. */
+function digestOf(text: string): string {
+  let h = 0x811c9dc5;
+  for (let k = 0; k < text.length; k++) {
+    h ^= text.charCodeAt(k);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return `${text.length}:${h.toString(16)}`;
 }
