@@ -27,6 +27,8 @@ import { docsRoutes } from "./docs.ts";
 import type { ActorHandle } from "./actors.ts";
 import { configRoutes, fastConfigGet, type GetMemo } from "./config.ts";
 import { fastRegistryGet, registryRoutes } from "./registry.ts";
+import { whoamiRoutes } from "./whoami.ts";
+import { uiRoutes } from "./ui/mod.tsx";
 import { metricsRoutes } from "./metrics.ts";
 import { type HistogramSeries, httpDuration } from "../lib/metrics.ts";
 import { fastEvaluation, flagRoutes, ofrepRefusal } from "./flags.ts";
@@ -168,11 +170,11 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
         // From the request itself: its URL and method stay exactly as they were resolved and
         // authorized (a URL string would be parsed again: `\\` → `/`, `post` → `POST`).
         const read = new Request(req, { body: text });
-        const res = inner(read, { requestId: id, principal }, ctx);
+        const res = inner(read, { requestId: id, principal, remoteAddr: addrOf(env) }, ctx);
         return res instanceof Promise ? res.then(finish) : finish(res);
       });
     }
-    const res = inner(req, { requestId: id, principal }, ctx);
+    const res = inner(req, { requestId: id, principal, remoteAddr: addrOf(env) }, ctx);
     return res instanceof Promise ? res.then(finish) : finish(res);
   };
 
@@ -243,6 +245,15 @@ function mountRoutes(
       }),
     );
   }
+  app.route("/", whoamiRoutes(deps.tokens ?? []));
+  app.route(
+    "/",
+    uiRoutes({
+      settings: deps.settings,
+      tokens: deps.tokens ?? [],
+      fetchApp: (req, env) => app.fetch(req, env as never),
+    }),
+  );
   app.route("/", docsRoutes(app));
 }
 
@@ -462,4 +473,10 @@ function routePattern(path: string): RegExp {
     patterns.set(path, re);
   }
   return re;
+}
+
+/** The client's address from Deno.serve's connection info, when the request has one. */
+function addrOf(env: unknown): Deno.NetAddr | undefined {
+  const a = (env as { remoteAddr?: Deno.NetAddr } | undefined)?.remoteAddr;
+  return a?.transport === "tcp" ? a : undefined;
 }

@@ -31,7 +31,14 @@ export function fieldErrors(error: ZodError, target: string): FieldError[] {
 
 /** `requestId` and `principal` (the API token's name, null when open) come from the fetch
  * wrapper of routes/app.ts. */
-export type AppEnv = { Bindings: { requestId: string; principal: string | null } };
+export type AppEnv = {
+  Bindings: {
+    requestId: string;
+    principal: string | null;
+    /** The client's address (Deno.serve's connection info), when there is one. */
+    remoteAddr?: Deno.NetAddr;
+  };
+};
 
 export function newRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({

@@ -1,0 +1,461 @@
+// Rendered once on the server (hono/jsx): no reconciliation, and a `key` would be printed
+// as an attribute, so lists carry none.
+// deno-lint-ignore-file jsx-key
+/** The console's pages and fragments, from API answers (see mod.tsx). */
+import type { Child } from "hono/jsx";
+import { Badge, Problem, When } from "./layout.tsx";
+import type { ApiAnswer } from "./api.ts";
+import { entryQuery } from "./config_pages.tsx";
+
+type Json = Record<string, unknown>;
+
+/** The API answer's body, or a problem box when it is not a 200. */
+function ok<T>(a: ApiAnswer, render: (body: T) => Child): Child {
+  if (a.status === 403) {
+    return (
+      <p class="muted">Your token may not read this ({(a.body as Json)?.detail as string}).</p>
+    );
+  }
+  if (a.status !== 200) return <Problem status={a.status} body={a.body} />;
+  return render(a.body as T);
+}
+
+interface InstanceView {
+  instance_id: string;
+  service_url: string;
+  status: string;
+  last_health_check: string | null;
+  metadata: Record<string, string>;
+  source: string;
+}
+interface ServiceView {
+  service_name: string;
+  instances: InstanceView[];
+}
+
+export function Overview(
+  p: {
+    health: ApiAnswer;
+    services: ApiAnswer;
+    flags: ApiAnswer;
+    entries: ApiAnswer;
+    environment: string;
+  },
+) {
+  const h = p.health.body as {
+    status?: string;
+    version?: string;
+    uptime_seconds?: number;
+    backends?: Record<
+      string,
+      { status: string; kind?: string; latency_ms?: number; role?: string; error?: string }
+    >;
+    actors?: Record<string, { status?: string; ok?: boolean }>;
+  };
+  return (
+    <>
+      <section aria-labelledby="backends">
+        <h2 id="backends">
+          Service <Badge status={h.status ?? "unknown"} />
+        </h2>
+        <p class="muted">
+          {`version ${h.version ?? "?"}, up ${Math.round(h.uptime_seconds ?? 0)} s`}
+        </p>
+        <table>
+          <caption>Backends</caption>
+          <thead>
+            <tr>
+              <th scope="col">backend</th>
+              <th scope="col">kind</th>
+              <th scope="col">status</th>
+              <th scope="col">latency</th>
+            </tr>
+          </thead>
+          <tbody>
+            {Object.entries(h.backends ?? {}).map(([name, b]) => (
+              <tr>
+                <th scope="row">{name}</th>
+                <td>{b.kind ?? ""}{b.role ? ` (${b.role})` : ""}</td>
+                <td>
+                  <Badge status={b.status} />
+                </td>
+                <td>{b.latency_ms === undefined ? "—" : `${b.latency_ms} ms`}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+      <section aria-labelledby="counts" class="cards">
+        <h2 id="counts" class="visually-hidden">Counts</h2>
+        <div class="card">
+          <h3>Configuration</h3>
+          {ok<Json[]>(p.entries, (list) => (
+            <p>
+              <span class="big">{list.length > 1000 ? "1000+" : String(list.length)}</span>{" "}
+              {`entries in ${p.environment}`}
+            </p>
+          ))}
+          <a href="/ui/config">Open configuration</a>
+        </div>
+        <div class="card">
+          <h3>Registry</h3>
+          {ok<ServiceView[]>(p.services, (list) => {
+            const all = list.flatMap((s) => s.instances);
+            const healthy = all.filter((i) => i.status === "healthy").length;
+            return (
+              <p>
+                <span class="big">{String(list.length)}</span>
+                {` services, ${healthy} of ${all.length} instances healthy`}
+              </p>
+            );
+          })}
+          <a href="/ui/registry">Open registry</a>
+        </div>
+        <div class="card">
+          <h3>Feature flags</h3>
+          {ok<Json[]>(p.flags, (list) => (
+            <p>
+              <span class="big">{String(list.length)}</span>
+              {` flags in ${p.environment}, ${list.filter((f) => f.enabled).length} enabled`}
+            </p>
+          ))}
+          <a href="/ui/flags">Open flags</a>
+        </div>
+      </section>
+    </>
+  );
+}
+
+function EnvPicker(
+  p: { action: string; environments: string[]; environment: string; children?: unknown },
+) {
+  return (
+    <form method="get" action={p.action} class="filters">
+      <label>
+        Environment{" "}
+        <select name="environment">
+          {p.environments.map((e) => <option value={e} selected={e === p.environment}>{e}</option>)}
+        </select>
+      </label>
+      {p.children}
+      <button type="submit">Show</button>
+    </form>
+  );
+}
+
+interface Entry {
+  key: string;
+  value: unknown;
+  service_name: string | null;
+  secret: boolean;
+  version: number;
+  updated_by: string;
+  updated_at: string;
+}
+
+export function ConfigPage(
+  p: {
+    list: ApiAnswer;
+    environments: string[];
+    environment: string;
+    service: string;
+    page: number;
+    size: number;
+  },
+) {
+  const link = (page: number) => {
+    const q = new URLSearchParams({ environment: p.environment, page: String(page) });
+    if (p.service) q.set("service_name", p.service);
+    return `/ui/config?${q}`;
+  };
+  return (
+    <>
+      <EnvPicker action="/ui/config" environments={p.environments} environment={p.environment}>
+        <label>
+          Service{" "}
+          <input
+            name="service_name"
+            value={p.service}
+            placeholder="all scopes"
+            pattern="[A-Za-z0-9._\-]*"
+          />
+        </label>
+      </EnvPicker>
+      {ok<Entry[]>(p.list, (all) => {
+        const rows = all.slice(0, p.size);
+        return (
+          <>
+            <table class="entries">
+              <caption>
+                {`Entries ${p.page * p.size + 1}–${
+                  p.page * p.size + rows.length
+                } in ${p.environment}`}
+              </caption>
+              <thead>
+                <tr>
+                  <th scope="col">key</th>
+                  <th scope="col">scope</th>
+                  <th scope="col">value</th>
+                  <th scope="col">version</th>
+                  <th scope="col">updated</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((e) => (
+                  <tr>
+                    <th scope="row">
+                      <a
+                        href={`/ui/config/entry?${
+                          entryQuery({ ...e, environment: p.environment })
+                        }`}
+                      >
+                        <code>{e.key}</code>
+                      </a>
+                    </th>
+                    <td>{e.service_name ?? <span class="muted">global</span>}</td>
+                    <td class="value">
+                      {e.secret
+                        ? <span class="masked" aria-label="secret, hidden">••••••</span>
+                        : <code>{JSON.stringify(e.value).slice(0, 120)}</code>}
+                    </td>
+                    <td>{String(e.version)}</td>
+                    <td>
+                      <When at={e.updated_at} /> <span class="muted">{e.updated_by}</span>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <nav aria-label="Pages" class="pager">
+              {p.page > 0 ? <a href={link(p.page - 1)} rel="prev">Previous</a> : null}
+              {all.length > p.size ? <a href={link(p.page + 1)} rel="next">Next</a> : null}
+            </nav>
+          </>
+        );
+      })}
+    </>
+  );
+}
+
+export function RegistryTable(p: { services: ApiAnswer; canWrite: boolean }) {
+  return (
+    <>
+      {ok<ServiceView[]>(
+        p.services,
+        (list) =>
+          list.length === 0 ? <p class="muted">No service is registered.</p> : (
+            <>
+              {list.map((s) => {
+                const healthy = s.instances.filter((i) => i.status === "healthy").length;
+                return (
+                  <section class="service" aria-labelledby={`svc-${s.service_name}`}>
+                    <h2 id={`svc-${s.service_name}`}>
+                      {s.service_name}{" "}
+                      <span class="muted">{`${healthy}/${s.instances.length} healthy`}</span>
+                    </h2>
+                    {p.canWrite
+                      ? (
+                        <button
+                          type="button"
+                          id={`check-${s.service_name}`}
+                          hx-post="/ui/registry/check"
+                          hx-vals={JSON.stringify({ service_name: s.service_name })}
+                          hx-target="#registry-result"
+                        >
+                          {`Check ${s.service_name} now`}
+                        </button>
+                      )
+                      : null}
+                    <table>
+                      <caption class="visually-hidden">{`Instances of ${s.service_name}`}</caption>
+                      <thead>
+                        <tr>
+                          <th scope="col">instance</th>
+                          <th scope="col">URL</th>
+                          <th scope="col">status</th>
+                          <th scope="col">last check</th>
+                          <th scope="col">source</th>
+                          <th scope="col">metadata</th>
+                          {p.canWrite
+                            ? (
+                              <th scope="col">
+                                <span class="visually-hidden">actions</span>
+                              </th>
+                            )
+                            : null}
+                        </tr>
+                      </thead>
+                      <tbody>
+                        {s.instances.map((i) => (
+                          <tr data-instance={i.instance_id}>
+                            <th scope="row">{i.instance_id}</th>
+                            <td>
+                              <code>{i.service_url}</code>
+                            </td>
+                            <td class="status">
+                              <Badge status={i.status} />
+                            </td>
+                            <td>
+                              <When at={i.last_health_check} />
+                            </td>
+                            <td>{i.source}</td>
+                            <td class="meta">
+                              {Object.entries(i.metadata).map(([k, v]) => (
+                                <span class="kv">{`${k}=${v}`}</span>
+                              ))}
+                            </td>
+                            {p.canWrite
+                              ? (
+                                <td>
+                                  {i.source === "api"
+                                    ? (
+                                      <button
+                                        type="button"
+                                        class="danger"
+                                        id={`dereg-${s.service_name}-${i.instance_id}`}
+                                        hx-post="/ui/registry/deregister"
+                                        hx-vals={JSON.stringify({
+                                          service_name: s.service_name,
+                                          instance_id: i.instance_id,
+                                        })}
+                                        hx-confirm={`Deregister ${i.instance_id} of ${s.service_name}?`}
+                                        hx-target="#registry-result"
+                                      >
+                                        {`Deregister ${i.instance_id}`}
+                                      </button>
+                                    )
+                                    : <span class="muted">registered in ZooKeeper</span>}
+                                </td>
+                              )
+                              : null}
+                          </tr>
+                        ))}
+                      </tbody>
+                    </table>
+                  </section>
+                );
+              })}
+            </>
+          ),
+      )}
+    </>
+  );
+}
+
+interface FlagView {
+  name: string;
+  enabled: boolean;
+  type?: string;
+  description?: string;
+  stale?: boolean;
+}
+
+export function FlagsPage(
+  p: { flags: ApiAnswer; environments: string[]; environment: string; canSync: boolean },
+) {
+  return (
+    <>
+      <EnvPicker action="/ui/flags" environments={p.environments} environment={p.environment} />
+      {p.canSync
+        ? (
+          <form hx-post="/ui/flags/sync" hx-target="#sync-result" class="inline">
+            <input type="hidden" name="environment" value={p.environment} />
+            <button type="submit">Sync now</button>
+            <span id="sync-result" aria-live="polite"></span>
+          </form>
+        )
+        : null}
+      {ok<FlagView[]>(p.flags, (flags) => (
+        <>
+          <table>
+            <caption>{`Flags in ${p.environment}`}</caption>
+            <thead>
+              <tr>
+                <th scope="col">flag</th>
+                <th scope="col">state</th>
+                <th scope="col">type</th>
+                <th scope="col">description</th>
+              </tr>
+            </thead>
+            <tbody>
+              {flags.map((f) => (
+                <tr>
+                  <th scope="row">
+                    <code>{f.name}</code>
+                  </th>
+                  <td>
+                    <Badge status={f.enabled ? "enabled" : "disabled"} />
+                    {f.stale ? " stale" : ""}
+                  </td>
+                  <td>{f.type ?? ""}</td>
+                  <td>{f.description ?? ""}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <section aria-labelledby="playground">
+            <h2 id="playground">Playground</h2>
+            <form hx-post="/ui/flags/evaluate" hx-target="#evaluation" class="stack">
+              <input type="hidden" name="environment" value={p.environment} />
+              <label>
+                Flag{" "}
+                <select name="flag_name" required>
+                  {flags.map((f) => <option value={f.name}>{f.name}</option>)}
+                </select>
+              </label>
+              <label>
+                User id <input name="user_id" autocomplete="off" />
+              </label>
+              <label>
+                Context (JSON){" "}
+                <textarea name="context" rows={3} placeholder='{"region": "eu"}'></textarea>
+              </label>
+              <button type="submit" id="evaluate">Evaluate</button>
+            </form>
+            <div id="evaluation" aria-live="polite"></div>
+          </section>
+        </>
+      ))}
+    </>
+  );
+}
+
+export function PlaygroundResult(p: { result: Record<string, unknown> }) {
+  const r = p.result;
+  return (
+    <dl class="result">
+      <dt>value</dt>
+      <dd>
+        <code data-field="value">{JSON.stringify(r.value)}</code>
+      </dd>
+      <dt>variant</dt>
+      <dd data-field="variant">{String(r.variant ?? "—")}</dd>
+      <dt>reason</dt>
+      <dd data-field="reason">{String(r.reason)}</dd>
+      {r.error_code
+        ? (
+          <>
+            <dt>error</dt>
+            <dd data-field="error_code">{String(r.error_code)}</dd>
+          </>
+        )
+        : null}
+    </dl>
+  );
+}
+
+export function SignIn(p: { next: string; csrf: string }) {
+  return (
+    <form method="post" action="/ui/sign-in" class="stack narrow">
+      <input type="hidden" name="_csrf" value={p.csrf} />
+      <input type="hidden" name="next" value={p.next} />
+      <label>
+        API token <input type="password" name="token" autocomplete="current-password" required />
+      </label>
+      <button type="submit">Sign in</button>
+      <p class="muted">
+        The token stays on the server; the browser keeps only a session cookie.
+      </p>
+    </form>
+  );
+}
