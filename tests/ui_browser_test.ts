@@ -1,0 +1,289 @@
+/**
+ * The web console in a real browser (Debian's Chromium through playwright-core, see
+ * tests/_browser.ts): configuration editing end to end with the 412 view, live registry
+ * status, the flag playground against the API, sign-in with tokens, keyboard-only use, axe-core
+ * on every page, no console errors, and screenshots at desktop and phone widths
+ * (test-results/screenshots/).
+ */
+import assert from "node:assert/strict";
+import type { Page } from "playwright-core";
+import { type BrowserKit, browserTest, MOBILE } from "./_browser.ts";
+import { embeddedSettings, send, startService, stubInstance, tempFile } from "./_helpers.ts";
+
+type Service = Awaited<ReturnType<typeof startService>>;
+
+/** The in-process service on a real port, for the browser. */
+function listen(svc: Service) {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req, info) => (svc.app as unknown as { fetch: Deno.ServeHandler }).fetch(req, info),
+  );
+  return { url: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
+}
+
+/** axe finds no serious or critical violation, and the page logged no error. */
+async function clean(b: BrowserKit, page: Page, what: string) {
+  const v = await b.axe(page);
+  assert.deepEqual(v, [], `${what}: axe ${JSON.stringify(v, null, 1)}`);
+  assert.deepEqual(b.consoleErrors(page), [], `${what}: console errors`);
+}
+
+const FLAGS = {
+  version: 1,
+  features: [
+    {
+      name: "new-checkout",
+      enabled: true,
+      strategies: [{
+        name: "flexibleRollout",
+        parameters: { rollout: "50", stickiness: "userId", groupId: "nc" },
+      }],
+      variants: [
+        { name: "blue", weight: 500, stickiness: "userId" },
+        { name: "green", weight: 500, stickiness: "userId" },
+      ],
+    },
+    { name: "dark-mode", enabled: false, strategies: [{ name: "default" }] },
+  ],
+};
+
+browserTest(
+  "configuration: create, edit, diff v1→v2, roll back to v3 = v1; a stale second page gets the 412 view",
+  async (b) => {
+    await using svc = await startService(embeddedSettings());
+    const http = listen(svc);
+    try {
+      const page = await b.page({ baseURL: http.url });
+      page.on("dialog", (d) => void d.accept());
+      await page.goto("/ui/config?environment=development");
+      await page.getByText("New entry").click();
+      await page.getByLabel("Key").fill("checkout.timeout");
+      await page.getByLabel("Value (JSON)").fill('{"ms": 100}');
+      // Not JSON: the browser refuses to send it and says why.
+      await page.getByLabel("Value (JSON)").fill("{ms: 100");
+      await page.getByRole("button", { name: "Create" }).click();
+      assert.match(await page.locator("[data-json-message]").first().innerText(), /Not valid JSON/);
+      assert.match(page.url(), /\/ui\/config\?environment=development$/, "not sent");
+      await page.getByLabel("Value (JSON)").fill('{"ms": 100}');
+      await page.getByRole("button", { name: "Create" }).click();
+      await page.waitForURL(/\/ui\/config\/entry\?key=checkout.timeout/);
+      await b.screenshot(page, "config-entry-desktop");
+
+      // A second page opens the same entry before the first saves.
+      const second = await b.page({ baseURL: http.url });
+      await second.goto(page.url());
+
+      await page.getByLabel("Value (JSON)").fill('{"ms": 250}');
+      await page.getByRole("button", { name: "Save as version 2" }).click();
+      await page.waitForSelector('[data-field="version"]:text("2")');
+
+      await second.getByLabel("Value (JSON)").fill('{"ms": 999}');
+      await second.getByRole("button", { name: "Save as version 2" }).click();
+      await second.waitForSelector("text=412 Precondition Failed");
+      assert.match(await second.locator('[data-field="current"]').innerText(), /"ms": 250/);
+      assert.match(await second.locator('[data-field="mine"]').innerText(), /"ms": 999/);
+      await b.screenshot(second, "config-conflict-desktop");
+      await clean(b, second, "412 view");
+
+      // v1 → v2 diff, then roll back to v1: v3 holds v1's value.
+      await page.locator('select[name="from"]').selectOption("1");
+      await page.locator('select[name="to"]').selectOption("2");
+      await page.getByRole("button", { name: "Compare" }).click();
+      await page.waitForSelector(".diff");
+      assert.match(await page.locator(".diff .del").innerText(), /"ms": 100/);
+      assert.match(await page.locator(".diff .add").innerText(), /"ms": 250/);
+      await b.screenshot(page, "config-diff-desktop");
+      await clean(b, page, "entry with diff");
+      await page.getByRole("button", { name: "Roll back to v1" }).click();
+      await page.waitForSelector('[data-field="version"]:text("3")');
+      assert.match(await page.locator('pre[data-field="value"]').innerText(), /"ms": 100/);
+      const api =
+        await (await svc.app.request("/api/v1/config/checkout.timeout?environment=development"))
+          .json();
+      assert.deepEqual([api.version, api.value], [3, { ms: 100 }]);
+
+      await page.goto("/ui/config?environment=development");
+      await b.screenshot(page, "config-list-desktop");
+      await clean(b, page, "configuration list");
+    } finally {
+      await http.close();
+    }
+  },
+);
+
+browserTest(
+  "registry: an instance turning unhealthy shows as unhealthy without reloading",
+  async (b) => {
+    let code = 200;
+    const stub = stubInstance({ health: () => code });
+    await using svc = await startService(embeddedSettings({
+      SERVICE_HEALTH_CHECK_INTERVAL: "0.3",
+      HEALTH_CHECK_TIMEOUT: "0.5",
+      HEALTH_CHECK_MAX_RETRIES: "0",
+    }));
+    const http = listen(svc);
+    try {
+      const r = await send(svc.app, "POST", "/api/v1/registry/register", {
+        service_name: "orders",
+        service_url: stub.url,
+        metadata: { instance_id: "orders-1", zone: "eu-1" },
+      });
+      assert.equal(r.status, 201);
+      await r.body?.cancel();
+      const page = await b.page({ baseURL: http.url });
+      await page.goto("/ui/registry");
+      const status = page.locator('tr[data-instance="orders-1"] .status');
+      await status.getByText("healthy", { exact: true }).waitFor({ timeout: 10_000 });
+      await b.screenshot(page, "registry-desktop");
+      await clean(b, page, "registry");
+      const loads: string[] = [];
+      page.on("framenavigated", (f) => loads.push(f.url()));
+      code = 503;
+      await status.getByText("unhealthy", { exact: true }).waitFor({ timeout: 10_000 });
+      assert.deepEqual(loads, [], "no reload");
+      // Keyboard: Tab reaches "Check orders now", Enter runs it.
+      await page.locator("body").focus();
+      await b.tabTo(page, "#check-orders");
+      await page.keyboard.press("Enter");
+      await page.getByText("orders: 0 of 1 healthy").waitFor();
+      const phone = await b.page({ ...MOBILE, baseURL: http.url });
+      await phone.goto("/ui/registry");
+      await b.screenshot(phone, "registry-phone");
+      await clean(b, phone, "registry at 390 px");
+    } finally {
+      await http.close();
+      await stub.server.shutdown();
+    }
+  },
+);
+
+browserTest(
+  "flags: the playground gives the value, variant and reason of POST /api/v1/feature-flags/evaluate; keyboard only",
+  async (b) => {
+    const file = tempFile({ suffix: ".json" });
+    Deno.writeTextFileSync(file, JSON.stringify(FLAGS));
+    await using svc = await startService(embeddedSettings({ FLAGS_FILE: file }));
+    const http = listen(svc);
+    try {
+      const page = await b.page({ baseURL: http.url });
+      await page.goto("/ui/flags?environment=development");
+      await page.getByRole("rowheader", { name: "new-checkout" }).waitFor();
+      for (const user of ["u-1", "u-2", "u-3", "u-4"]) {
+        await page.getByLabel("Flag").selectOption("new-checkout");
+        await page.getByLabel("User id").fill(user);
+        await page.getByLabel("Context (JSON)").fill('{"region": "eu"}');
+        // Keyboard: from the context field, Tab to Evaluate and press Enter.
+        await b.tabTo(page, "#evaluate", 5);
+        await page.keyboard.press("Enter");
+        await page.locator('#evaluation [data-field="reason"]').waitFor();
+        const shown = {
+          value: JSON.parse(await page.locator('#evaluation [data-field="value"]').innerText()),
+          variant: await page.locator('#evaluation [data-field="variant"]').innerText(),
+          reason: await page.locator('#evaluation [data-field="reason"]').innerText(),
+        };
+        const res = await send(svc.app, "POST", "/api/v1/feature-flags/evaluate", {
+          flag_name: "new-checkout",
+          user_id: user,
+          context: { region: "eu" },
+          environment: "development",
+        });
+        const api = await res.json();
+        assert.deepEqual(shown, {
+          value: api.value,
+          variant: String(api.variant ?? "—"),
+          reason: api.reason,
+        }, user);
+        await page.locator("#evaluation").evaluate((e) =>
+          (e as unknown as { innerHTML: string }).innerHTML = ""
+        );
+      }
+      await b.screenshot(page, "flags-desktop");
+      await clean(b, page, "flags");
+      const phone = await b.page({ ...MOBILE, baseURL: http.url });
+      await phone.goto("/ui/flags");
+      await b.screenshot(phone, "flags-phone");
+      await clean(b, phone, "flags at 390 px");
+      const overview = await b.page({ baseURL: http.url });
+      await overview.goto("/ui");
+      await b.screenshot(overview, "overview-desktop");
+      await clean(b, overview, "overview");
+    } finally {
+      await http.close();
+    }
+  },
+);
+
+browserTest(
+  "with tokens: every page asks to sign in; a read-only token sees no write controls; secrets reveal only with secrets:read",
+  async (b) => {
+    const ADMIN = "ui-browser-admin-0123456789";
+    const READER = "ui-browser-reader-0123456789";
+    await using svc = await startService(embeddedSettings({
+      API_TOKENS: `admin:${ADMIN}:admin;reader:${READER}:config:read,registry:read,flags:read`,
+      AUTH_FAILURES_PER_MINUTE: "0",
+    }));
+    const made = await send(svc.app, "POST", "/api/v1/config", {
+      key: "db.password",
+      value: "hunter2-in-clear",
+      environment: "development",
+      secret: true,
+    }, { authorization: `Bearer ${ADMIN}` });
+    assert.equal(made.status, 201);
+    await made.body?.cancel();
+    const http = listen(svc);
+    try {
+      const signIn = async (token: string, path: string) => {
+        const page = await b.page({ baseURL: http.url });
+        await page.goto(path);
+        assert.match(page.url(), /\/ui\/sign-in\?next=/, `${path} asks to sign in`);
+        await page.getByLabel("API token").fill(token);
+        await page.getByLabel("API token").press("Enter");
+        await page.waitForURL((u) => !u.pathname.startsWith("/ui/sign-in"));
+        return page;
+      };
+      for (const path of ["/ui", "/ui/config", "/ui/registry", "/ui/flags"]) {
+        const p = await b.page({ baseURL: http.url });
+        await p.goto(path);
+        assert.match(p.url(), /\/ui\/sign-in/, path);
+        if (path === "/ui") {
+          await b.screenshot(p, "sign-in-desktop");
+          await clean(b, p, "sign-in");
+        }
+      }
+      const reader = await signIn(READER, "/ui/config?environment=development");
+      assert.match(reader.url(), /\/ui\/config\?environment=development$/);
+      assert.equal(await reader.getByText("New entry").count(), 0, "no create form");
+      await reader.getByRole("link", { name: "db.password" }).click();
+      assert.equal(await reader.getByText("hunter2-in-clear").count(), 0);
+      assert.equal(await reader.getByRole("link", { name: "Reveal" }).count(), 0);
+      assert.equal(await reader.getByRole("button", { name: /Save as/ }).count(), 0);
+      await clean(b, reader, "entry, read-only");
+      // Posting anyway: the API's 403.
+      const csrf = await reader.locator("body").getAttribute("hx-headers");
+      const token = JSON.parse(csrf!)["X-CSRF-Token"];
+      const forged = await reader.evaluate(async (t) => {
+        const r = await fetch("/ui/config/rollback", {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", "x-csrf-token": t },
+          body: "key=db.password&environment=development&service_name=&version=1",
+        });
+        return `${r.status} ${await r.text()}`;
+      }, token);
+      assert.match(forged, /403/);
+      assert.match(forged, /lacks the scope config:write/);
+
+      const admin = await signIn(ADMIN, "/ui/config/entry?key=db.password&environment=development");
+      assert.equal(await admin.getByText("hunter2-in-clear").count(), 0, "masked until revealed");
+      await admin.getByRole("link", { name: "Reveal" }).click();
+      await admin.locator('pre[data-field="value"]', { hasText: "hunter2-in-clear" }).waitFor();
+      await clean(b, admin, "entry, revealed");
+      // Sign out: back to sign-in, and the pages ask again.
+      await admin.getByRole("button", { name: "Sign out" }).click();
+      await admin.waitForURL(/\/ui\/sign-in/);
+      await admin.goto("/ui/config");
+      assert.match(admin.url(), /\/ui\/sign-in/);
+    } finally {
+      await http.close();
+    }
+  },
+);
