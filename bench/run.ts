@@ -26,6 +26,7 @@ import { type Child, post, spawnBare, spawnService } from "./service.ts";
 import { sseFanout } from "./sse_fanout.ts";
 import { rssWithCachedEntries } from "./rss.ts";
 import { registryBench } from "./registry.ts";
+import { consolePage } from "./console.ts";
 import { serviceSlowBodies } from "./service_slow_bodies.ts";
 import { createPostgres } from "../lib/backends/postgres.ts";
 import {
@@ -364,6 +365,7 @@ try {
   if (!values["skip-extra"] && wanted("RSS")) extra.push(await rssWithCachedEntries(100_000));
   if (!values["skip-extra"] && wanted("registry")) extra.push(await registryBench());
   if (!values["skip-extra"] && wanted("slow")) extra.push(await serviceSlowBodies());
+  if (!values["skip-extra"] && wanted("console")) extra.push(await consolePage());
 
   console.log(
     `\n${opts.connections} connections, ${opts.durationS} s per row, wrk -t1, ` +
