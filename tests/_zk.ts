@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { ZkSession } from "../lib/backends/zookeeper.ts";
+import type { Instance } from "../lib/registry/model.ts";
+import { ZookeeperRegistry } from "../lib/registry/zookeeper_registry.ts";
 import { call, rid, sleep } from "./_pg.ts";
 import { embeddedSettings, startService, waitFor } from "./_helpers.ts";
 import type { ServiceProcess } from "./_process.ts";
@@ -30,6 +32,36 @@ export async function startOnZookeeper(base: string, over: Record<string, string
     "zookeeper session",
   );
   return svc;
+}
+
+/** An instance as a registration through the API makes it (`registered`, on 127.0.0.1). */
+export function apiInstance(service: string, id: string, port = 8080): Instance {
+  return {
+    service_name: service,
+    instance_id: id,
+    service_url: `http://127.0.0.1:${port}`,
+    health_check_url: `http://127.0.0.1:${port}/health`,
+    metadata: {},
+    status: "registered",
+    last_health_check: null,
+    registered_at: new Date().toISOString(),
+    ttl_seconds: null,
+    last_heartbeat: null,
+    unhealthy_since: null,
+  };
+}
+
+/** A ZookeeperRegistry (the live view alone, no actor) under `base`, once its session is open. */
+export async function openRegistry(base: string): Promise<ZookeeperRegistry> {
+  const reg = new ZookeeperRegistry({
+    hosts: Deno.env.get("ZOOKEEPER_HOSTS")!,
+    basePath: base,
+    sessionTimeoutMs: 10_000,
+    connectTimeoutMs: 10_000,
+  });
+  reg.start();
+  await waitFor(() => reg.connected, 10_000, "zookeeper session");
+  return reg;
 }
 
 /** A connected session of the test itself (not the service's). */

@@ -1,24 +1,10 @@
 /** One contract for the registry's live view: embedded always, ZooKeeper when configured. */
 import assert from "node:assert/strict";
 import { EmbeddedRegistry, type RegistryBackend } from "../lib/registry/backend.ts";
-import type { Instance } from "../lib/registry/model.ts";
 import { serverTest, waitFor } from "./_helpers.ts";
+import { apiInstance } from "./_zk.ts";
 
-function instance(service: string, id: string, port = 8080): Instance {
-  return {
-    service_name: service,
-    instance_id: id,
-    service_url: `http://127.0.0.1:${port}`,
-    health_check_url: `http://127.0.0.1:${port}/health`,
-    metadata: {},
-    status: "registered",
-    last_health_check: null,
-    registered_at: new Date().toISOString(),
-    ttl_seconds: null,
-    last_heartbeat: null,
-    unhealthy_since: null,
-  };
-}
+const instance = apiInstance;
 
 type Make = () => Promise<{ backend: RegistryBackend; leaderships: boolean[] }>;
 

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { PROBLEM, send, serverTest, waitFor } from "./_helpers.ts";
-import { dropBasePath, openZk, startOnZookeeper } from "./_zk.ts";
+import { apiInstance, dropBasePath, openRegistry, openZk, startOnZookeeper } from "./_zk.ts";
 import { classifyZnode, MAX_INSTANCE_JSON } from "../lib/registry/foreign.ts";
 import { curatorJson, type Instance } from "../lib/registry/model.ts";
 import { ForeignWatch } from "../lib/registry/zookeeper_watch.ts";
@@ -128,19 +128,7 @@ Deno.test("an owner's out-of-service mark: enabled false, or instance_status oth
 });
 
 Deno.test("our own znodes are ours; anything that is no instance is invalid, with a reason", () => {
-  const ours = curatorJson({
-    service_name: "orders",
-    instance_id: "o-1",
-    service_url: "http://127.0.0.1:8080",
-    health_check_url: "http://127.0.0.1:8080/health",
-    metadata: {},
-    status: "healthy",
-    last_health_check: null,
-    registered_at: new Date().toISOString(),
-    ttl_seconds: null,
-    last_heartbeat: null,
-    unhealthy_since: null,
-  });
+  const ours = curatorJson({ ...apiInstance("orders", "o-1"), status: "healthy" });
   assert.deepEqual(classifyZnode("orders", "o-1", ours, "/h"), { kind: "ours" });
   const invalid = (json: string, service = "orders", id = "x") => {
     const k = classifyZnode(service, id, json, "/h");
@@ -441,39 +429,16 @@ serverTest(
   ["ZOOKEEPER_HOSTS"],
   "a registration racing ahead of the watch never replaces another client's znode",
   async () => {
-    const { ZookeeperRegistry } = await import("../lib/registry/zookeeper_registry.ts");
     const { ConflictError } = await import("../lib/errors.ts");
     const base = `/cs-t-foreign-${crypto.randomUUID().slice(0, 8)}`;
     const owner = await openZk();
+    const data = springZnode("race", "r-1", 9);
+    await owner.mkdirp(`${base}/race`);
+    await owner.create(`${base}/race/r-1`, data, CreateMode.EPHEMERAL);
     // No watch(): the registry has not learned of the foreign instance yet.
-    const reg = new ZookeeperRegistry({
-      hosts: Deno.env.get("ZOOKEEPER_HOSTS")!,
-      basePath: base,
-      sessionTimeoutMs: 10_000,
-      connectTimeoutMs: 10_000,
-    });
+    const reg = await openRegistry(base);
     try {
-      const data = springZnode("race", "r-1", 9);
-      await owner.mkdirp(`${base}/race`);
-      await owner.create(`${base}/race/r-1`, data, CreateMode.EPHEMERAL);
-      reg.start();
-      await waitFor(() => reg.connected, 10_000, "session");
-      await assert.rejects(
-        reg.put({
-          service_name: "race",
-          instance_id: "r-1",
-          service_url: "http://127.0.0.1:10",
-          health_check_url: "http://127.0.0.1:10/health",
-          metadata: {},
-          status: "registered",
-          last_health_check: null,
-          registered_at: new Date().toISOString(),
-          ttl_seconds: null,
-          last_heartbeat: null,
-          unhealthy_since: null,
-        }),
-        ConflictError,
-      );
+      await assert.rejects(reg.put(apiInstance("race", "r-1", 10)), ConflictError);
       assert.equal(await owner.getData(`${base}/race/r-1`), data);
       assert.equal(await owner.owner(`${base}/race/r-1`), owner.sessionId);
     } finally {
@@ -489,31 +454,11 @@ serverTest(
   ["ZOOKEEPER_HOSTS"],
   "removing one of ours never deletes another client's znode that took its path",
   async () => {
-    const { ZookeeperRegistry } = await import("../lib/registry/zookeeper_registry.ts");
     const base = `/cs-t-foreign-${crypto.randomUUID().slice(0, 8)}`;
     const owner = await openZk();
-    const reg = new ZookeeperRegistry({
-      hosts: Deno.env.get("ZOOKEEPER_HOSTS")!,
-      basePath: base,
-      sessionTimeoutMs: 10_000,
-      connectTimeoutMs: 10_000,
-    });
+    const reg = await openRegistry(base);
     try {
-      reg.start();
-      await waitFor(() => reg.connected, 10_000, "session");
-      const ours: Instance = {
-        service_name: "taken",
-        instance_id: "t-1",
-        service_url: "http://127.0.0.1:10",
-        health_check_url: "http://127.0.0.1:10/health",
-        metadata: {},
-        status: "registered",
-        last_health_check: null,
-        registered_at: new Date().toISOString(),
-        ttl_seconds: null,
-        last_heartbeat: null,
-        unhealthy_since: null,
-      };
+      const ours = apiInstance("taken", "t-1", 10);
       await reg.put(ours);
       // Our znode goes (as after a session expiry) and another client takes the path.
       await owner.remove(`${base}/taken/t-1`);

@@ -126,28 +126,43 @@ export class ForeignWatch {
     return !this.#stopped && this.#session === s;
   }
 
-  /** Sets a watch on `path` unless one stands; `onFire` runs when it fires. */
+  /** Children of `path`, setting a watch unless one stands; `onFire` runs when it fires. */
   async #children(s: ZkSession, path: string, onFire: (e: ZkWatchEvent) => void) {
-    const key = `c:${path}`;
-    if (this.#armed.has(key)) return await s.getChildren(path);
-    this.#armed.add(key);
-    const got = await s.watchChildren(path, (e) => {
-      this.#armed.delete(key);
-      if (this.#live(s)) onFire(e);
-    }).catch((err) => {
-      this.#armed.delete(key);
-      throw err;
-    });
-    // No node, no watch: set again when the node is seen next.
-    if (got === null) this.#armed.delete(key);
-    return got ?? [];
+    return await this.#readOnce(
+      `c:${path}`,
+      () => s.getChildren(path),
+      (w) => s.watchChildren(path, w),
+      s,
+      onFire,
+    ) ?? [];
   }
 
-  async #data(s: ZkSession, path: string, onFire: (e: ZkWatchEvent) => void) {
-    const key = `d:${path}`;
-    if (this.#armed.has(key)) return await s.getData(path);
+  /** Data of `path` (null: no node), setting a watch unless one stands. */
+  #data(s: ZkSession, path: string, onFire: (e: ZkWatchEvent) => void) {
+    return this.#readOnce(
+      `d:${path}`,
+      () => s.getData(path),
+      (w) => s.watchData(path, w),
+      s,
+      onFire,
+    );
+  }
+
+  /**
+   * One read: plain when a watch stands for `key` in this session, else watched (the watch
+   * stands from now until it fires; a node that does not exist gets none, and is watched
+   * when it is read next).
+   */
+  async #readOnce<T>(
+    key: string,
+    plain: () => Promise<T | null>,
+    watched: (w: (e: ZkWatchEvent) => void) => Promise<T | null>,
+    s: ZkSession,
+    onFire: (e: ZkWatchEvent) => void,
+  ): Promise<T | null> {
+    if (this.#armed.has(key)) return await plain();
     this.#armed.add(key);
-    const got = await s.watchData(path, (e) => {
+    const got = await watched((e) => {
       this.#armed.delete(key);
       if (this.#live(s)) onFire(e);
     }).catch((err) => {

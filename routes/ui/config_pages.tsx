@@ -7,7 +7,7 @@
  * diff between any two versions (npm `diff`) and rollback, create and delete.
  */
 import { diffLines } from "diff";
-import { Problem, When } from "./layout.tsx";
+import { Head, Problem, When } from "./layout.tsx";
 
 export interface EntryView {
   key: string;
@@ -208,22 +208,7 @@ function History(
       {from && to ? <Diff from={from} to={to} /> : null}
       <table>
         <caption class="visually-hidden">{`Versions of ${e.key}`}</caption>
-        <thead>
-          <tr>
-            <th scope="col">version</th>
-            <th scope="col">change</th>
-            <th scope="col">value</th>
-            <th scope="col">by</th>
-            <th scope="col">at</th>
-            {p.canWrite
-              ? (
-                <th scope="col">
-                  <span class="visually-hidden">actions</span>
-                </th>
-              )
-              : null}
-          </tr>
-        </thead>
+        <Head cols={["version", "change", "value", "by", "at"]} actions={p.canWrite} />
         <tbody>
           {p.items.map((h) => (
             <tr data-version={String(h.version)}>

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file jsx-key -- rendered once on the server (see pages.tsx)
 /**
  * The console's page frame and small shared pieces (hono/jsx, rendered on the server; htmx
  * swaps fragments). No inline script or style anywhere: the CSP allows only our own files.
@@ -113,4 +114,22 @@ export function Problem(p: { status: number; body: unknown }) {
 export function When(p: { at: string | null | undefined }) {
   if (!p.at) return <span class="muted">—</span>;
   return <time datetime={p.at}>{p.at.replace("T", " ").replace(/\.\d+Z$/, "Z")}</time>;
+}
+
+/** A table head of column names, with a last unnamed (to the eye) column for actions. */
+export function Head(p: { cols: string[]; actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {p.cols.map((c) => <th scope="col">{c}</th>)}
+        {p.actions
+          ? (
+            <th scope="col">
+              <span class="visually-hidden">actions</span>
+            </th>
+          )
+          : null}
+      </tr>
+    </thead>
+  );
 }

@@ -3,7 +3,7 @@
 // deno-lint-ignore-file jsx-key
 /** The console's pages and fragments, from API answers (see mod.tsx). */
 import type { Child } from "hono/jsx";
-import { Badge, Problem, When } from "./layout.tsx";
+import { Badge, Head, Problem, When } from "./layout.tsx";
 import type { ApiAnswer } from "./api.ts";
 import { entryQuery } from "./config_pages.tsx";
 
@@ -63,14 +63,7 @@ export function Overview(
         </p>
         <table>
           <caption>Backends</caption>
-          <thead>
-            <tr>
-              <th scope="col">backend</th>
-              <th scope="col">kind</th>
-              <th scope="col">status</th>
-              <th scope="col">latency</th>
-            </tr>
-          </thead>
+          <Head cols={["backend", "kind", "status", "latency"]} />
           <tbody>
             {Object.entries(h.backends ?? {}).map(([name, b]) => (
               <tr>
@@ -191,15 +184,7 @@ export function ConfigPage(
                   p.page * p.size + rows.length
                 } in ${p.environment}`}
               </caption>
-              <thead>
-                <tr>
-                  <th scope="col">key</th>
-                  <th scope="col">scope</th>
-                  <th scope="col">value</th>
-                  <th scope="col">version</th>
-                  <th scope="col">updated</th>
-                </tr>
-              </thead>
+              <Head cols={["key", "scope", "value", "version", "updated"]} />
               <tbody>
                 {rows.map((e) => (
                   <tr>
@@ -268,23 +253,10 @@ export function RegistryTable(p: { services: ApiAnswer; canWrite: boolean }) {
                       : null}
                     <table>
                       <caption class="visually-hidden">{`Instances of ${s.service_name}`}</caption>
-                      <thead>
-                        <tr>
-                          <th scope="col">instance</th>
-                          <th scope="col">URL</th>
-                          <th scope="col">status</th>
-                          <th scope="col">last check</th>
-                          <th scope="col">source</th>
-                          <th scope="col">metadata</th>
-                          {p.canWrite
-                            ? (
-                              <th scope="col">
-                                <span class="visually-hidden">actions</span>
-                              </th>
-                            )
-                            : null}
-                        </tr>
-                      </thead>
+                      <Head
+                        cols={["instance", "URL", "status", "last check", "source", "metadata"]}
+                        actions={p.canWrite}
+                      />
                       <tbody>
                         {s.instances.map((i) => (
                           <tr data-instance={i.instance_id}>
@@ -369,14 +341,7 @@ export function FlagsPage(
         <>
           <table>
             <caption>{`Flags in ${p.environment}`}</caption>
-            <thead>
-              <tr>
-                <th scope="col">flag</th>
-                <th scope="col">state</th>
-                <th scope="col">type</th>
-                <th scope="col">description</th>
-              </tr>
-            </thead>
+            <Head cols={["flag", "state", "type", "description"]} />
             <tbody>
               {flags.map((f) => (
                 <tr>
