@@ -40,6 +40,8 @@ export type ConfigCalls = CommonCalls & {
       environment?: string;
       service?: string;
       keys?: string[];
+      /** Only keys starting with this text. */
+      prefix?: string;
       limit: number;
       offset: number;
     };

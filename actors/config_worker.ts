@@ -42,6 +42,7 @@ function dispatch(a: ConfigActor, msg: MessageOf<ConfigCalls>, ctx: Ctx, call: C
           msg.environment ?? null,
           msg.service ?? null,
           msg.keys ?? null,
+          msg.prefix ?? null,
           msg.limit,
           msg.offset,
         ]),

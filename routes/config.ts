@@ -299,13 +299,20 @@ function list(r: Router, x: Ctx): void {
       tags: ["Configuration"],
       summary: "List configurations",
       description: "Filters: environment, service_name (empty: the global scope only; " +
-        "absent: every scope), `keys[]` (or repeated `keys`). With " +
+        "absent: every scope), `keys[]` (or repeated `keys`), `prefix` of the keys. With " +
         "`index` (from `X-Config-Index`) the request waits up to `wait` (e.g. `30s`, max 5m) " +
         "for a change in that scope, like Consul's blocking queries.",
       request: {
         query: z.object({
           environment: x.Environment.optional(),
           service_name: z.union([z.literal(""), ServiceName]).optional(),
+          prefix: z.string().regex(
+            /^[A-Za-z0-9._:/-]{1,256}$/,
+            "must be 1–256 characters of A-Z a-z 0-9 . _ : / -",
+          )
+            .optional().openapi({
+              description: "Only keys starting with this (as Consul's `?recurse` on a prefix)",
+            }),
           ...x.Paging(1000, 10_000),
           index: z.coerce.number().int().min(0).optional(),
           wait: z.string().regex(/^\d+(ms|s|m)?$/, "must be a duration like 30s, 500ms or 2m")
@@ -352,6 +359,7 @@ function list(r: Router, x: Ctx): void {
         environment: q.environment,
         service: q.service_name,
         keys: keys.length ? keys : undefined,
+        prefix: q.prefix,
         limit: q.limit,
         offset: q.offset,
       }, c.req.raw.signal);

@@ -354,6 +354,28 @@ function contract(
     },
   );
 
+  t(
+    "list by key prefix matches it literally and case-sensitively (_ and % are no wildcards)",
+    async (s) => {
+      const env = `px${crypto.randomUUID().slice(0, 8)}`;
+      for (const key of ["a.b", "a.c", "a_b", "ab", "A.b", "b.a"]) {
+        await create(
+          s,
+          eid(key, "", env),
+          key,
+        );
+      }
+      const keys = async (prefix: string) =>
+        (await s.list({ environment: env, prefix, limit: 100, offset: 0 })).map((e) => e.key)
+          .sort();
+      assert.deepEqual(await keys("a."), ["a.b", "a.c"]);
+      assert.deepEqual(await keys("a_"), ["a_b"]);
+      assert.deepEqual(await keys("A"), ["A.b"]);
+      assert.deepEqual(await keys("a"), ["a.b", "a.c", "a_b", "ab"]);
+      assert.deepEqual(await keys("zz"), []);
+    },
+  );
+
   t("getMany returns only the named keys of one scope", async (s) => {
     await seedList(s);
     const many = async (env: string, svc: string, keys: string[]) =>

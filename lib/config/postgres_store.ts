@@ -1,6 +1,12 @@
 /** The PostgreSQL `ConfigStore` through `npm:postgres`. */
 import { type Sql, transaction } from "../backends/postgres.ts";
-import type { ChangeFilter, ConfigStore, ListFilter, WriteResult } from "./store.ts";
+import {
+  type ChangeFilter,
+  type ConfigStore,
+  likePrefix,
+  type ListFilter,
+  type WriteResult,
+} from "./store.ts";
 import {
   changeFromRow,
   entryFromRow,
@@ -105,6 +111,7 @@ export class PostgresConfigStore implements ConfigStore {
       ${f.environment !== undefined ? sql`AND environment = ${f.environment}` : sql``}
       ${f.service !== undefined ? sql`AND service = ${f.service}` : sql``}
       ${f.keys && f.keys.length ? sql`AND key = ANY(${f.keys})` : sql``}
+      ${f.prefix ? sql`AND key LIKE ${likePrefix(f.prefix)} ESCAPE '\\'` : sql``}
       ORDER BY environment, service, key LIMIT ${f.limit} OFFSET ${f.offset}`;
     return rows.map(entryFromRow);
   }

@@ -1,6 +1,12 @@
 /** The embedded `ConfigStore`: SQLite (WAL, synchronous=FULL) through `node:sqlite`. */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import type { ChangeFilter, ConfigStore, ListFilter, WriteResult } from "./store.ts";
+import {
+  type ChangeFilter,
+  type ConfigStore,
+  likePrefix,
+  type ListFilter,
+  type WriteResult,
+} from "./store.ts";
 import {
   changeFromRow,
   entryFromRow,
@@ -111,6 +117,11 @@ export class SqliteConfigStore implements ConfigStore {
     if (f.keys && f.keys.length > 0) {
       where.push(`key IN (${f.keys.map(() => "?").join(",")})`);
       args.push(...f.keys);
+    }
+    if (f.prefix) {
+      // LIKE is case-insensitive for ASCII in SQLite: substr keeps the prefix exact.
+      where.push("key LIKE ? ESCAPE '\\' AND substr(key, 1, ?) = ?");
+      args.push(likePrefix(f.prefix), f.prefix.length, f.prefix);
     }
     const sql = `SELECT * FROM config_entries ${where.length ? "WHERE " + where.join(" AND ") : ""}
       ORDER BY environment, service, key LIMIT ? OFFSET ?`;

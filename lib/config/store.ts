@@ -11,8 +11,15 @@ export interface ListFilter {
   /** undefined: every scope; "" the global scope only; else that service only. */
   service?: string;
   keys?: string[];
+  /** Only keys starting with this text (matched literally: `_` and `%` are no wildcards). */
+  prefix?: string;
   limit: number;
   offset: number;
+}
+
+/** `prefix` as a LIKE pattern with `\` as the escape character. */
+export function likePrefix(prefix: string): string {
+  return prefix.replace(/[\\%_]/g, (c) => `\\${c}`) + "%";
 }
 
 export interface ChangeFilter {
