@@ -5,7 +5,7 @@
  * are in ui_browser_test.ts.
  */
 import assert from "node:assert/strict";
-import { embeddedSettings, send, startService } from "./_helpers.ts";
+import { embeddedSettings, send, startService, tempFile } from "./_helpers.ts";
 
 const ADMIN = "ui-admin-token-0123456789";
 const READER = "ui-reader-token-0123456789";
@@ -279,4 +279,76 @@ Deno.test("configuration through the console: create, edit, a stale edit gets th
   const v3 = await (await svc.app.request("/api/v1/config/timeout?environment=development")).json();
   assert.equal(v3.version, 3);
   assert.deepEqual(v3.value, { ms: 100 });
+});
+
+Deno.test("flag strategies and constraints read as words", async () => {
+  const { strategyWords } = await import("../routes/ui/flag_page.tsx");
+  assert.equal(strategyWords({ name: "default" }), "on for everyone");
+  assert.equal(
+    strategyWords({
+      name: "flexibleRollout",
+      parameters: { rollout: "25", stickiness: "default", groupId: "checkout" },
+      constraints: [
+        { contextName: "region", operator: "IN", values: ["eu", "us"] },
+        { contextName: "appVersion", operator: "SEMVER_LT", value: "2.0.0", inverted: true },
+      ],
+      segments: [3],
+    }),
+    "on for 25% of users (group checkout) when region is one of eu, us and " +
+      "not (appVersion is a version before 2.0.0) and in segment 3",
+  );
+  assert.equal(
+    strategyWords({ name: "userWithId", parameters: { userIds: "u1, u2,u3" } }),
+    "on for the users u1, u2, u3",
+  );
+  assert.equal(
+    strategyWords({ name: "myCustom", parameters: { a: "1" }, disabled: true }),
+    "custom strategy myCustom (a=1) (disabled)",
+  );
+});
+
+Deno.test("a flag's page shows its strategies in words and its variants", async () => {
+  const file = tempFile({ suffix: ".json" });
+  Deno.writeTextFileSync(
+    file,
+    JSON.stringify({
+      version: 1,
+      features: [{
+        name: "new-checkout",
+        enabled: true,
+        strategies: [{
+          name: "flexibleRollout",
+          parameters: { rollout: "50", stickiness: "userId", groupId: "nc" },
+          constraints: [{ contextName: "region", operator: "IN", values: ["eu"] }],
+        }],
+        variants: [{ name: "blue", weight: 1000, stickiness: "userId" }],
+      }],
+    }),
+  );
+  await using svc = await startService(embeddedSettings({ FLAGS_FILE: file }));
+  const page =
+    await (await svc.app.request("/ui/flags/flag?name=new-checkout&environment=development"))
+      .text();
+  assert.match(page, /on for 50% of userId values \(group nc\) when region is one of eu/);
+  assert.match(page, /<th scope="row">blue<\/th><td>100%<\/td>/);
+});
+
+Deno.test("the configuration page searches by key prefix (GET /api/v1/config?prefix=)", async () => {
+  await using svc = await startService(embeddedSettings());
+  for (const key of ["db.url", "db.pool", "dbx", "cache.ttl"]) {
+    const r = await send(svc.app, "POST", "/api/v1/config", {
+      key,
+      value: 1,
+      environment: "development",
+    });
+    assert.equal(r.status, 201);
+    await r.body?.cancel();
+  }
+  const page = await (await svc.app.request("/ui/config?environment=development&prefix=db."))
+    .text();
+  const keys = [...page.matchAll(/<code>([a-z.]+)<\/code><\/a>/g)].map((m) => m[1]);
+  assert.deepEqual(keys, ["db.pool", "db.url"]);
+  const bad = await svc.app.request("/api/v1/config?environment=development&prefix=db%25");
+  assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).errors[0].field, "prefix");
 });

@@ -25,6 +25,7 @@ import {
   SignIn,
 } from "./pages.tsx";
 import { UI_CSS, UI_JS } from "./style.ts";
+import { type FlagDetail, FlagDetailView } from "./flag_page.tsx";
 import {
   ConflictPage,
   CreateForm,
@@ -283,6 +284,7 @@ export function uiRoutes(d: UiDeps) {
     if (v instanceof Response) return v;
     const environment = envOf(c.req.query("environment"));
     const service = c.req.query("service_name") ?? "";
+    const prefix = c.req.query("prefix") ?? "";
     const pageNo = Math.max(0, Math.min(10_000, Number(c.req.query("page") ?? 0) | 0));
     const size = 50;
     const q = new URLSearchParams({
@@ -291,6 +293,7 @@ export function uiRoutes(d: UiDeps) {
       offset: String(pageNo * size),
     });
     if (service !== "") q.set("service_name", service);
+    if (prefix !== "") q.set("prefix", prefix);
     const list = await v.api("GET", `/api/v1/config?${q}`);
     return c.html(
       <Layout title="Configuration" path="/ui/config" principal={v.principal} csrf={v.csrf}>
@@ -302,6 +305,7 @@ export function uiRoutes(d: UiDeps) {
           environments={envs}
           environment={environment}
           service={service}
+          prefix={prefix}
           page={pageNo}
           size={size}
         />
@@ -542,6 +546,23 @@ export function uiRoutes(d: UiDeps) {
           environment={environment}
           canSync={v.can("flags:write")}
         />
+      </Layout>,
+    );
+  });
+  page("/ui/flags/flag", "Console: one flag, its strategies in words", async (c) => {
+    const v = viewer(c);
+    if (v instanceof Response) return v;
+    const environment = envOf(c.req.query("environment"));
+    const name = c.req.query("name") ?? "";
+    const res = await v.api(
+      "GET",
+      `/api/v1/feature-flags/${encodeURIComponent(name)}?environment=${environment}`,
+    );
+    return c.html(
+      <Layout title={name} path="/ui/flags" principal={v.principal} csrf={v.csrf}>
+        {res.status === 200
+          ? <FlagDetailView flag={res.body as FlagDetail} environment={environment} />
+          : <Problem status={res.status} body={res.body} />}
       </Layout>,
     );
   });

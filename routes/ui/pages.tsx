@@ -152,6 +152,7 @@ export function ConfigPage(
     environments: string[];
     environment: string;
     service: string;
+    prefix: string;
     page: number;
     size: number;
   },
@@ -159,6 +160,7 @@ export function ConfigPage(
   const link = (page: number) => {
     const q = new URLSearchParams({ environment: p.environment, page: String(page) });
     if (p.service) q.set("service_name", p.service);
+    if (p.prefix) q.set("prefix", p.prefix);
     return `/ui/config?${q}`;
   };
   return (
@@ -171,6 +173,15 @@ export function ConfigPage(
             value={p.service}
             placeholder="all scopes"
             pattern="[A-Za-z0-9._\-]*"
+          />
+        </label>
+        <label>
+          Key prefix{" "}
+          <input
+            name="prefix"
+            value={p.prefix}
+            placeholder="e.g. db."
+            pattern="[A-Za-z0-9._:\/\-]*"
           />
         </label>
       </EnvPicker>
@@ -346,7 +357,14 @@ export function FlagsPage(
               {flags.map((f) => (
                 <tr>
                   <th scope="row">
-                    <code>{f.name}</code>
+                    <a
+                      href={`/ui/flags/flag?${new URLSearchParams({
+                        name: f.name,
+                        environment: p.environment,
+                      })}`}
+                    >
+                      <code>{f.name}</code>
+                    </a>
                   </th>
                   <td>
                     <Badge status={f.enabled ? "enabled" : "disabled"} />
