@@ -103,8 +103,8 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     : null;
   const getMemo: GetMemo = new Map();
   const configGet = deps.config ? fastConfigGet(deps.config, getMemo) : null;
-  const registryGet = deps.registry && deps.health
-    ? fastRegistryGet({ settings: deps.settings, registry: deps.registry, health: deps.health })
+  const registryGet = deps.registry
+    ? fastRegistryGet({ settings: deps.settings, registry: deps.registry })
     : null;
   const ready = readiness(Object.values(deps.actors));
   const bodies = new BodyReader(bodyLimits(deps.settings, BODY_LIMIT_BYTES));
@@ -284,8 +284,7 @@ class Guard {
     if (scopes === null) return null;
     const refuse = (status: number, detail: string, headers: Record<string, string> = {}) =>
       problemResponse(problem(status, detail, { instance: r.path, request_id: id }), headers);
-    const addr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr;
-    const client = clientKey(addr?.hostname ?? "unknown");
+    const client = clientKey(addrOf(env)?.hostname ?? "unknown");
     let principal: string | null = null;
     let key = client;
     if (this.#auth.enabled) {

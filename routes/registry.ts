@@ -71,7 +71,7 @@ const NAME = /^[A-Za-z0-9._-]{1,128}$/;
  * them; anything else (a name the route would refuse, an answer not held) returns null and
  * takes the full route. None when the registry is disabled (its routes answer 503).
  */
-export function fastRegistryGet(deps: RegistryDeps) {
+export function fastRegistryGet(deps: Pick<RegistryDeps, "settings" | "registry">) {
   if (!deps.settings.SERVICE_REGISTRY_ENABLED) return null;
   const { registry } = deps;
   return (route: string | null, path: string): Response | null => {

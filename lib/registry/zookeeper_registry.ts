@@ -130,11 +130,6 @@ export class ZookeeperRegistry implements RegistryBackend {
     if (s?.connected) void this.#foreign.sync(s);
   }
 
-  /** How many foreign instances are watched. */
-  get foreignCount(): number {
-    return this.#foreign?.size ?? 0;
-  }
-
   #path(service: string, id?: string): string {
     const base = this.#o.basePath === "/" ? "" : this.#o.basePath;
     return id === undefined ? `${base}/${service}` : `${base}/${service}/${id}`;
@@ -252,11 +247,7 @@ export class ZookeeperRegistry implements RegistryBackend {
       return;
     }
     // Someone else's instance (Curator, Spring) at this path: never ours to replace.
-    const existing = await s.getData(path);
-    if (
-      existing !== null &&
-      classifyZnode(i.service_name, i.instance_id, existing, "").kind !== "ours"
-    ) {
+    if (await this.#theirs(s, i.service_name, i.instance_id)) {
       throw new ConflictError(
         `Instance ${i.instance_id} of ${i.service_name} is registered in ZooKeeper by another ` +
           "client; choose another instance_id",
@@ -265,6 +256,12 @@ export class ZookeeperRegistry implements RegistryBackend {
     // Left by an older session of ours (e.g. before a restart): take it over.
     await s.remove(path);
     await s.create(path, data, CreateMode.EPHEMERAL);
+  }
+
+  /** Whether the znode of `service/id` holds another client's instance (not our format). */
+  async #theirs(s: ZkSession, service: string, id: string): Promise<boolean> {
+    const data = await s.getData(this.#path(service, id));
+    return data !== null && classifyZnode(service, id, data, "").kind !== "ours";
   }
 
   #require(): ZkSession {
@@ -312,13 +309,10 @@ export class ZookeeperRegistry implements RegistryBackend {
     // Only our znode goes: another client may hold this path now (ours could not be written
     // back after a session expiry because theirs was there).
     const owner = await s.owner(path);
-    if (owner !== null && owner !== s.sessionId) {
-      const data = await s.getData(path);
-      if (data !== null && classifyZnode(service, id, data, "").kind !== "ours") {
-        log.warn("not removing a znode another client registered at this path", { path });
-        this.#foreign?.rescan(service);
-        return;
-      }
+    if (owner !== null && owner !== s.sessionId && await this.#theirs(s, service, id)) {
+      log.warn("not removing a znode another client registered at this path", { path });
+      this.#foreign?.rescan(service);
+      return;
     }
     await s.remove(path);
     await this.#dropIfEmpty(s, this.#path(service));

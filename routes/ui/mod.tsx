@@ -98,11 +98,8 @@ export function uiRoutes(d: UiDeps) {
       responses: { 200: { description: summary } },
     }));
 
+  // Hono's `/ui/*` matches `/ui` itself too.
   r.use("/ui/*", async (c, next) => {
-    await next();
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(k, v);
-  });
-  r.use("/ui", async (c, next) => {
     await next();
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(k, v);
   });
