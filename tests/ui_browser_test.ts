@@ -15,18 +15,29 @@ import {
   startService,
   stubInstance,
   tempFile,
+  waitFor,
 } from "./_helpers.ts";
 import type { Settings } from "../lib/settings.ts";
 
 type Service = Awaited<ReturnType<typeof startService>>;
 
-/** The in-process service on a real port, for the browser. */
+/**
+ * The in-process service on a real port, for the browser. `close` ends the service's watch
+ * streams first, as the service's own shutdown does (a configuration page still open holds
+ * one), so the server can drain.
+ */
 function listen(svc: Service) {
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     (req, info) => (svc.app as unknown as { fetch: Deno.ServeHandler }).fetch(req, info),
   );
-  return { url: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    close: () => {
+      svc.hub.close();
+      return server.shutdown();
+    },
+  };
 }
 
 /** axe finds no serious or critical violation, and the page logged no error. */
@@ -358,6 +369,49 @@ browserTest(
         }
         if (size.width === MOBILE.width) await b.screenshot(page, "flags-phone-all-pages");
       }
+    } finally {
+      await http.close();
+    }
+  },
+);
+
+browserTest(
+  "configuration list: a change made elsewhere shows without reloading (the watch stream, relayed under the session)",
+  async (b) => {
+    const ADMIN = "ui-live-admin-0123456789";
+    await using svc = await startService(embeddedSettings({ API_TOKENS: `admin:${ADMIN}:admin` }));
+    const http = listen(svc);
+    try {
+      const page = await b.page({ baseURL: http.url });
+      await page.goto("/ui/config?environment=development");
+      await page.getByLabel("API token").fill(ADMIN);
+      await page.getByLabel("API token").press("Enter");
+      await page.waitForURL(/\/ui\/config\?environment=development$/);
+      // The page's relayed watch is open before the change.
+      await waitFor(() => svc.hub.watchers === 1, 5_000, "the page's watch");
+      const loads: string[] = [];
+      page.on("framenavigated", (f) => loads.push(f.url()));
+      const auth = { authorization: `Bearer ${ADMIN}` };
+      const made = await send(svc.app, "POST", "/api/v1/config", {
+        key: "live.key",
+        value: "first",
+        environment: "development",
+      }, auth);
+      assert.equal(made.status, 201);
+      await made.body?.cancel();
+      await page.locator("#entries").getByText("live.key").waitFor({ timeout: 10_000 });
+      const put = await send(svc.app, "PUT", "/api/v1/config/live.key", {
+        value: "second",
+        environment: "development",
+      }, auth);
+      assert.equal(put.status, 200);
+      await put.body?.cancel();
+      await page.locator("#entries").getByText('"second"').waitFor({ timeout: 10_000 });
+      assert.deepEqual(loads, [], "no reload");
+      await clean(b, page, "live configuration list");
+      // The page goes: its relayed watch ends with it.
+      await page.close();
+      await waitFor(() => svc.hub.watchers === 0, 5_000, "the relayed watch ended");
     } finally {
       await http.close();
     }

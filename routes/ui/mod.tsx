@@ -18,6 +18,7 @@ import { openCsrf, type Principal, sameToken, Sessions } from "./session.ts";
 import { Layout, Problem } from "./layout.tsx";
 import {
   ConfigPage,
+  ConfigTable,
   FlagsPage,
   Overview,
   PlaygroundResult,
@@ -178,6 +179,22 @@ export function uiRoutes(d: UiDeps) {
     r.post(path, handler);
   };
   const envOf = (q: string | undefined) => (q && envs.includes(q) ? q : defaultEnv);
+  /** The configuration list a page or fragment shows, and its API query. */
+  const listQuery = (c: Context<AppEnv>) => {
+    const environment = envOf(c.req.query("environment"));
+    const service = c.req.query("service_name") ?? "";
+    const prefix = c.req.query("prefix") ?? "";
+    const page = Math.max(0, Math.min(10_000, Number(c.req.query("page") ?? 0) | 0));
+    const size = 50;
+    const api = new URLSearchParams({
+      environment,
+      limit: String(size + 1),
+      offset: String(page * size),
+    });
+    if (service !== "") api.set("service_name", service);
+    if (prefix !== "") api.set("prefix", prefix);
+    return { environment, service, prefix, page, size, api: api.toString() };
+  };
 
   // --- static files
   page("/ui/static/ui.css", "Console stylesheet", (c) =>
@@ -279,37 +296,43 @@ export function uiRoutes(d: UiDeps) {
   page("/ui/config", "Console configuration", async (c) => {
     const v = viewer(c);
     if (v instanceof Response) return v;
-    const environment = envOf(c.req.query("environment"));
-    const service = c.req.query("service_name") ?? "";
-    const prefix = c.req.query("prefix") ?? "";
-    const pageNo = Math.max(0, Math.min(10_000, Number(c.req.query("page") ?? 0) | 0));
-    const size = 50;
-    const q = new URLSearchParams({
-      environment,
-      limit: String(size + 1),
-      offset: String(pageNo * size),
-    });
-    if (service !== "") q.set("service_name", service);
-    if (prefix !== "") q.set("prefix", prefix);
-    const list = await v.api("GET", `/api/v1/config?${q}`);
+    const q = listQuery(c);
+    const { environment, service } = q;
+    const list = await v.api("GET", `/api/v1/config?${q.api}`);
     return c.html(
       <Layout title="Configuration" path="/ui/config" principal={v.principal} csrf={v.csrf}>
         {v.can("config:write")
           ? <CreateForm csrf={v.csrf} environment={environment} service={service} />
           : null}
-        <ConfigPage
-          list={list}
-          environments={envs}
-          environment={environment}
-          service={service}
-          prefix={prefix}
-          page={pageNo}
-          size={size}
-        />
+        <ConfigPage {...q} list={list} environments={envs} />
       </Layout>,
     );
   });
 
+  page("/ui/config/table", "Console configuration table (fragment)", async (c) => {
+    const v = viewer(c);
+    if (v instanceof Response) return v;
+    const q = listQuery(c);
+    return c.html(<ConfigTable {...q} list={await v.api("GET", `/api/v1/config?${q.api}`)} />);
+  });
+  page("/ui/config/events", "Console: the watch stream, relayed under the session", async (c) => {
+    const v = viewer(c);
+    if (v instanceof Response) return v;
+    const environment = envOf(c.req.query("environment"));
+    // EventSource cannot send the token: the console asks the API's watch with it and relays
+    // the stream as it is (a client that goes cancels it, which ends the watch; the service's
+    // shutdown ends it too).
+    const headers: Record<string, string> = { "x-request-id": `${c.env.requestId}.ui` };
+    if (v.token !== null) headers.authorization = `Bearer ${v.token}`;
+    const res = await d.fetchApp(
+      new Request(new URL(`/api/v1/config/watch?environment=${environment}`, c.req.url), {
+        headers,
+        signal: c.req.raw.signal,
+      }),
+      { remoteAddr: c.env.remoteAddr },
+    );
+    return new Response(res.body, { status: res.status, headers: res.headers });
+  });
   page("/ui/config/entry", "Console configuration entry", async (c) => {
     const v = viewer(c);
     if (v instanceof Response) return v;

@@ -157,12 +157,7 @@ export function ConfigPage(
     size: number;
   },
 ) {
-  const link = (page: number) => {
-    const q = new URLSearchParams({ environment: p.environment, page: String(page) });
-    if (p.service) q.set("service_name", p.service);
-    if (p.prefix) q.set("prefix", p.prefix);
-    return `/ui/config?${q}`;
-  };
+  const q = listParams(p);
   return (
     <>
       <EnvPicker action="/ui/config" environments={p.environments} environment={p.environment}>
@@ -185,6 +180,42 @@ export function ConfigPage(
           />
         </label>
       </EnvPicker>
+      <p class="muted">Changes made anywhere show here as they happen.</p>
+      <div
+        id="entries"
+        data-watch={`/ui/config/events?environment=${p.environment}`}
+        hx-get={`/ui/config/table?${q}`}
+        hx-trigger="refresh"
+        hx-swap="innerHTML"
+      >
+        <ConfigTable {...p} />
+      </div>
+    </>
+  );
+}
+
+type ListView = {
+  list: ApiAnswer;
+  environment: string;
+  service: string;
+  prefix: string;
+  page: number;
+  size: number;
+};
+
+/** The console's query of a configuration list (its own page parameters). */
+function listParams(p: Omit<ListView, "list" | "size">, page = p.page): URLSearchParams {
+  const q = new URLSearchParams({ environment: p.environment, page: String(page) });
+  if (p.service) q.set("service_name", p.service);
+  if (p.prefix) q.set("prefix", p.prefix);
+  return q;
+}
+
+/** The entries table of a configuration list, with its pager (refreshed live, see ui.js). */
+export function ConfigTable(p: ListView) {
+  const link = (page: number) => `/ui/config?${listParams(p, page)}`;
+  return (
+    <>
       {ok<Entry[]>(p.list, (all) => {
         const rows = all.slice(0, p.size);
         return (

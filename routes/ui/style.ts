@@ -106,4 +106,18 @@ document.addEventListener("submit", (e) => {
   }
   if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) e.preventDefault();
 }, true);
+// A list with data-watch follows the configuration watch stream: each change refreshes it
+// (htmx "refresh" trigger), a burst of changes once.
+document.querySelectorAll("[data-watch]").forEach((el) => {
+  const events = new EventSource(el.dataset.watch);
+  let timer = 0;
+  const refresh = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => window.htmx && window.htmx.trigger(el, "refresh"), 150);
+  };
+  for (const type of ["created", "updated", "deleted", "rolled_back"]) {
+    events.addEventListener(type, refresh);
+  }
+  window.addEventListener("pagehide", () => events.close());
+});
 `;
