@@ -26,19 +26,38 @@ export async function callApi(
   body?: unknown,
   extra: Record<string, string> = {},
 ): Promise<ApiAnswer> {
-  const headers: Record<string, string> = { "x-request-id": `${c.env.requestId}.ui`, ...extra };
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const req = new Request(new URL(path, c.req.url), {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const res = await fetchApp(req, { remoteAddr: c.env.remoteAddr });
+  const res = await sendApi(fetchApp, c, token, method, path, { body, headers: extra });
   const text = await res.text();
   let parsed: unknown = text;
   try {
     parsed = JSON.parse(text);
   } catch { /* not JSON */ }
   return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/**
+ * Sends `method path` to the API as the caller (with `token` when signed in) and answers the
+ * API's response as it is, body unread (a stream stays a stream).
+ */
+export async function sendApi(
+  fetchApp: FetchApp,
+  c: Context<AppEnv>,
+  token: string | null,
+  method: string,
+  path: string,
+  opts: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
+  const headers: Record<string, string> = {
+    "x-request-id": `${c.env.requestId}.ui`,
+    ...opts.headers,
+  };
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (opts.body !== undefined) headers["content-type"] = "application/json";
+  const req = new Request(new URL(path, c.req.url), {
+    method,
+    headers,
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    signal: opts.signal,
+  });
+  return await fetchApp(req, { remoteAddr: c.env.remoteAddr });
 }

@@ -13,7 +13,7 @@ import { OPEN } from "../access.ts";
 import { type AppEnv, newRouter } from "../router.ts";
 import type { ApiToken } from "../../lib/auth.ts";
 import type { Settings } from "../../lib/settings.ts";
-import { type ApiAnswer, callApi, type FetchApp } from "./api.ts";
+import { type ApiAnswer, callApi, type FetchApp, sendApi } from "./api.ts";
 import { openCsrf, type Principal, sameToken, Sessions } from "./session.ts";
 import { Layout, Problem } from "./layout.tsx";
 import {
@@ -322,14 +322,13 @@ export function uiRoutes(d: UiDeps) {
     // EventSource cannot send the token: the console asks the API's watch with it and relays
     // the stream as it is (a client that goes cancels it, which ends the watch; the service's
     // shutdown ends it too).
-    const headers: Record<string, string> = { "x-request-id": `${c.env.requestId}.ui` };
-    if (v.token !== null) headers.authorization = `Bearer ${v.token}`;
-    const res = await d.fetchApp(
-      new Request(new URL(`/api/v1/config/watch?environment=${environment}`, c.req.url), {
-        headers,
-        signal: c.req.raw.signal,
-      }),
-      { remoteAddr: c.env.remoteAddr },
+    const res = await sendApi(
+      d.fetchApp,
+      c,
+      v.token,
+      "GET",
+      `/api/v1/config/watch?environment=${environment}`,
+      { signal: c.req.raw.signal },
     );
     return new Response(res.body, { status: res.status, headers: res.headers });
   });
