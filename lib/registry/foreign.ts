@@ -3,7 +3,13 @@
  * Zookeeper): what their znode says, as an {@link Instance} with `source: "zookeeper"`.
  * Pure: no I/O.
  */
-import { checkName, fromCuratorJson, type Instance, normalizeMetadata } from "./model.ts";
+import {
+  checkName,
+  fromCuratorJson,
+  type Instance,
+  normalizeMetadata,
+  parseServiceUrl,
+} from "./model.ts";
 import { ValidationError } from "../errors.ts";
 
 /** What one znode under a service parent is, to the registry. */
@@ -77,14 +83,11 @@ function buildUriSpec(
   return out;
 }
 
-/** A URL the registry accepts: http(s), parses, no credentials. */
+/** `s` when it is a URL the API accepts at registration (see {@link parseServiceUrl}), else null. */
 function usableUrl(s: string | null): string | null {
   if (!s) return null;
   try {
-    const u = new URL(s);
-    if ((u.protocol !== "http:" && u.protocol !== "https:") || u.username || u.password) {
-      return null;
-    }
+    parseServiceUrl(s, "service_url");
     return s;
   } catch {
     return null;
@@ -160,8 +163,7 @@ export function classifyZnode(
   const built = (names("port") && port === null) || (names("ssl-port") && ssl === null)
     ? null
     : buildUriSpec(doc.uriSpec, fields);
-  const url = usableUrl(built !== null && built.length <= 2048 ? built : null) ??
-    usableUrl(fallback);
+  const url = usableUrl(built) ?? usableUrl(fallback);
   if (!url) return { kind: "invalid", reason: `address ${JSON.stringify(doc.address)} is no host` };
 
   const p = doc.payload;
