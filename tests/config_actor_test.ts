@@ -225,3 +225,45 @@ Deno.test("a ConfigActor whose store is down reads an L2 not yet repaired, stale
   assert.equal(got.stale, true);
   assert.equal(JSON.parse(got.body).value, "/models/l2");
 });
+
+Deno.test("a read that began before this actor's own write never caches the older version over it", async () => {
+  const rec = recordingContext();
+  const backends = await openConfigBackends(rec.ctx.settings);
+  const store = backends.store;
+  let release: () => void = () => {};
+  let held = false;
+  const gate = () => new Promise<void>((r) => release = r);
+  // Reads now, answers when released: a slow store read of what was there before.
+  const slowGet = async (...args: Parameters<typeof store.get>) => {
+    const got = await store.get(...args);
+    if (held) await gate();
+    return got;
+  };
+  const slowStore = new Proxy(store, {
+    get(target, p) {
+      if (p === "get") return slowGet;
+      const v = Reflect.get(target, p, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  const actor = new ConfigActor(rec.ctx, { ...backends, store: slowStore });
+  await actor.start();
+  try {
+    // Written behind the actor's back: its cache does not hold the entry, so the next GET loads.
+    await store.write({ kind: "create", ...write });
+    held = true;
+    const slow = actor.reads.get(id);
+    await new Promise((r) => setTimeout(r, 50)); // the read is under way, past the store
+    held = false;
+    const w = await actor.writes.update({ id, value: '"/models/b"', secret: false, by: "test" });
+    assert.equal(w.entry.version, 2);
+    release();
+    const old = await slow;
+    assert.equal(JSON.parse(old.body).version, 1, "the slow read answers what it read");
+    const now = await actor.reads.get(id);
+    assert.equal(JSON.parse(now.body).version, 2, "the write stays cached, not the slow read");
+  } finally {
+    rec.abort.abort();
+    await actor.stop();
+  }
+});

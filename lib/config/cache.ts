@@ -81,6 +81,16 @@ export class EntryCache {
     }
   }
 
+  /**
+   * Caches what this actor just wrote. Also an invalidation for reads under way: one that
+   * began before the write and ends after it read the older version and must not cache it
+   * (found by the chaos run: the writer answered the version before its own acknowledged write).
+   */
+  written(key: string, slot: Slot): void {
+    this.epoch++;
+    this.set(key, slot);
+  }
+
   /** Drops one id (another replica changed it). */
   invalidate(key: string): void {
     this.epoch++;
