@@ -5,6 +5,7 @@
  * adapter ({@link ConfigBackends}), so tests drive it directly.
  */
 import type { ActorContext } from "./actor_host.ts";
+import { FRESH_MS } from "../lib/config/model.ts";
 import { BackendMonitor } from "./monitor.ts";
 import type { ConfigCalls, ListReply } from "./config_protocol.ts";
 import type { BackendStatus, MessageOf } from "./protocol.ts";
@@ -239,7 +240,25 @@ export class ConfigActor {
     return this.#tail().finally(() => this.#ctx.after(TAIL_MS, { type: "tail_tick" }));
   }
 
+  /**
+   * Undefined while cached answers are current (see {@link FRESH_MS}); else a tail round to
+   * wait for before answering from the cache.
+   */
+  fresh(): Promise<void> | undefined {
+    if (Date.now() - this.#tailedAt < FRESH_MS || !this.#guard.ready) return undefined;
+    return this.#tail();
+  }
+
+  /** Whether answers from the caches are to be marked stale (the store is failing). */
+  get stale(): boolean {
+    return this.#guard.down;
+  }
+
+  /** When the last successful tail round began (Date.now()). */
+  #tailedAt = 0;
+
   async #tailRound(): Promise<void> {
+    const began = Date.now();
     try {
       while (true) {
         await this.#store.sequence?.();
@@ -262,6 +281,8 @@ export class ConfigActor {
         this.#ctx.emit({ type: "config_changes", changes: changes.map(changeView) });
         if (changes.length < 1000) break;
       }
+      this.#tailedAt = began;
+      this.#ctx.emit({ type: "config_tailed", at: began });
     } catch (err) {
       this.#guard.report(true);
       log.debug("config tail failed", { error: String(err) });

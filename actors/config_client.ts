@@ -9,6 +9,7 @@ import type {
 } from "./config_protocol.ts";
 import type { EntryId } from "../lib/config/model.ts";
 import { NearCache } from "../lib/near_cache.ts";
+import { FRESH_MS } from "../lib/config/model.ts";
 
 type Req<K extends keyof ConfigCalls> = ConfigCalls[K]["req"];
 
@@ -18,6 +19,8 @@ const group = (environment: string, key: string) => `${environment}\u0000${key}`
 export class ConfigClient extends ActorClient<ConfigCalls, ConfigEvent> {
   readonly near: NearCache<GetReply>;
   #storeFailing = false;
+  /** When the actor's last successful tail round began (Date.now()): see FRESH_MS. */
+  #tailedAt = 0;
   /** See {@link changeIndex}. */
   #index = 0;
 
@@ -37,6 +40,8 @@ export class ConfigClient extends ActorClient<ConfigCalls, ConfigEvent> {
             near.forget(group(c.environment, c.key));
             this.#saw(c.seq);
           }
+        } else if (e.type === "config_tailed") {
+          this.#tailedAt = e.at;
         } else if (e.type === "config_store") {
           this.#storeFailing = e.failing;
           near.clear();
@@ -79,7 +84,9 @@ export class ConfigClient extends ActorClient<ConfigCalls, ConfigEvent> {
 
   /** A GET answer without the worker hop, when the main thread holds a current one. */
   getNear(id: EntryId): GetReply | undefined {
-    const r = this.#storeFailing
+    // Past FRESH_MS since the actor last caught up with other replicas (it was paused, or
+    // is starved), the actor answers: it tails first.
+    const r = this.#storeFailing || Date.now() - this.#tailedAt >= FRESH_MS
       ? undefined
       : this.near.get(group(id.environment, id.key), id.service);
     if (r) this.nearHits++;

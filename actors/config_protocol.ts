@@ -30,10 +30,13 @@ export type ConfigCalls = CommonCalls & {
   get: { req: { id: EntryId }; res: GetReply };
   /** GET with a secret's value decrypted (the route checks `secrets:read`). */
   reveal: { req: { id: EntryId }; res: GetReply };
-  /** JSON object text key → value of the keys found (service scope first, then global). */
+  /**
+   * JSON object text key → value of the keys found (service scope first, then global);
+   * `stale` as for `get`.
+   */
   bulk: {
     req: { environment: string; service: string; keys: string[] };
-    res: string;
+    res: { body: string; stale: boolean };
   };
   list: {
     req: {
@@ -96,4 +99,6 @@ export type ConfigEvent =
   /** Committed configuration changes, in sequence order, for watchers. */
   | { type: "config_changes"; changes: ChangeView[] }
   /** The configuration store started or stopped failing (cached answers are stale). */
-  | { type: "config_store"; failing: boolean };
+  | { type: "config_store"; failing: boolean }
+  /** A tail round that began at `at` (Date.now()) succeeded: cached answers are current. */
+  | { type: "config_tailed"; at: number };

@@ -23,14 +23,23 @@ function dispatch(a: ConfigActor, msg: MessageOf<ConfigCalls>, ctx: Ctx, call: C
       return a.status();
     case "probe":
       return a.probe();
-    case "get":
-      return a.reads.get(msg.id);
-    case "reveal":
-      return a.reads.reveal(msg.id);
+    // A cached answer is given only while the tail is current (ConfigActor.fresh).
+    case "get": {
+      const f = a.fresh();
+      return f ? f.then(() => a.reads.get(msg.id)) : a.reads.get(msg.id);
+    }
+    case "reveal": {
+      const f = a.fresh();
+      return f ? f.then(() => a.reads.reveal(msg.id)) : a.reads.reveal(msg.id);
+    }
     // Reads whose cost grows with their answer run deferred (skipped when their client hangs
     // up first), and identical ones queued together are computed once.
     case "bulk":
-      return ctx.defer(() => a.reads.bulk(msg.environment, msg.service, msg.keys), {
+      return ctx.defer(async () => {
+        await a.fresh();
+        const body = await a.reads.bulk(msg.environment, msg.service, msg.keys);
+        return { body, stale: a.stale };
+      }, {
         signal: call.signal,
         key: JSON.stringify(["bulk", msg.environment, msg.service, msg.keys]),
       });

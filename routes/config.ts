@@ -279,12 +279,14 @@ function bulk(r: Router, x: Ctx): void {
     }),
     async (c) => {
       const b = c.req.valid("json");
-      const body = await x.config.bulk({
+      const { body, stale } = await x.config.bulk({
         environment: b.environment,
         service: b.service_name ?? "",
         keys: [...new Set(b.keys)],
       }, c.req.raw.signal);
-      return c.body(body, 200, { "content-type": "application/json" }) as unknown as never;
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (stale) headers["x-config-stale"] = "true";
+      return c.body(body, 200, headers) as unknown as never;
     },
   );
 }

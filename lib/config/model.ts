@@ -353,3 +353,11 @@ export function eventView(c: StoredChange) {
   const { seq: _seq, description: _d, value, ...rest } = changeView(c);
   return c.secret || c.value === null ? rest : { ...rest, value };
 }
+
+/**
+ * How long after the start of the last successful tail round cached answers stay current:
+ * past it (the worker was paused or starved, or the store is failing) a read first tails
+ * again, and answers stale (`X-Config-Stale`) if that fails. So an answer not marked stale
+ * holds every write another replica acknowledged more than this long before it.
+ */
+export const FRESH_MS = 750;
