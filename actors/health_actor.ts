@@ -8,7 +8,7 @@ import type { ActorContext } from "./actor_host.ts";
 import { BackendMonitor } from "./monitor.ts";
 import type { HealthCalls, HealthOutcome, HealthTarget } from "./health_protocol.ts";
 import type { InstanceRef } from "./registry_protocol.ts";
-import { probe, type ProbeSettings } from "../lib/health/prober.ts";
+import { probe, type ProbeSettings, roundMs } from "../lib/health/prober.ts";
 import { Scheduler } from "../lib/health/scheduler.ts";
 import { checkProbeTarget } from "../lib/registry/model.ts";
 import type { Collected } from "../lib/metrics.ts";
@@ -131,7 +131,13 @@ export class HealthActor {
       const once = this.#manual.delete(key);
       const settings = once ? { ...this.#probe, maxRetries: 0 } : this.#probe;
       const r = await probe(t, settings, this.#ctx.signal);
-      outcome = { ...ref, healthy: r.healthy, checked_at: r.checked_at, reason: r.reason };
+      outcome = {
+        ...ref,
+        healthy: r.healthy,
+        checked_at: r.checked_at,
+        latency_ms: roundMs(r),
+        reason: r.reason,
+      };
     } catch (err) {
       outcome = {
         ...ref,

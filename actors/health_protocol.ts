@@ -12,6 +12,11 @@ export type HealthTarget = InstanceRef & {
 export type HealthOutcome = InstanceRef & {
   healthy: boolean;
   checked_at: string;
+  /**
+   * How long the check took, in milliseconds (see `roundMs` in lib/health/prober.ts); absent
+   * or null when it probed nothing (the target was refused first).
+   */
+  latency_ms?: number | null;
   reason?: string;
 };
 

@@ -11,7 +11,6 @@
  */
 import type { ActorContext } from "./actor_host.ts";
 import type { RegistryAdapters, RegistryEventSink } from "./registry_adapters.ts";
-import type { MessageOf } from "./protocol.ts";
 import type { InstanceRef, RegisterInput, RegistryCalls, Strategy } from "./registry_protocol.ts";
 import type { HealthOutcome } from "./health_protocol.ts";
 import type { RegistryStore } from "../lib/registry/store.ts";
@@ -19,49 +18,23 @@ import type { RegistryBackend } from "../lib/registry/backend.ts";
 import type { BackendMonitor } from "./monitor.ts";
 import { InstanceIndex } from "../lib/registry/instances.ts";
 import { Balancer, type Instance } from "../lib/registry/model.ts";
-import {
-  registration,
-  registrationId,
-  registryEvent,
-  sweepAction,
-} from "../lib/registry/registration.ts";
+import { registration, registrationId, registryEvent } from "../lib/registry/registration.ts";
 import type { Collected } from "../lib/metrics.ts";
 import { BackendUnavailableError, NotFoundError } from "../lib/errors.ts";
 import { foreignConflict, ForeignInstances } from "./registry_foreign.ts";
+import { PeerSync, SYNC_MS } from "./registry_peers.ts";
+import { instanceKey } from "./registry_keys.ts";
+import { sweepDue } from "./registry_sweep.ts";
 import { log } from "../lib/log.ts";
 
 type Ctx = ActorContext<RegistryCalls>;
 
-/** How often the sweep runs (heartbeat TTLs, SERVICE_DEREGISTER_AFTER), ms. */
+/** How often the sweep runs (heartbeat TTLs, SERVICE_DEREGISTER_AFTER), and how soon a start
+ * whose records could not be read tries again, ms. */
 export const SWEEP_MS = 1_000;
+export const LOAD_RETRY_MS = 1_000;
 
-/** The mailbox key of one instance. */
-export function instanceKey(service: string, id: string): string {
-  return `instance:${service}/${id}`;
-}
-
-/**
- * The instance a message changes, as its mailbox key; undefined for reads, probes and the
- * sweep (which takes each instance's key itself). A registration is keyed by the instance id
- * it will get; one whose id cannot be computed is refused by its handler before it changes
- * anything, so it needs no key.
- */
-export function entityOf(msg: MessageOf<RegistryCalls>): string | undefined {
-  switch (msg.type) {
-    case "register":
-      try {
-        return instanceKey(msg.input.service_name, registrationId(msg.input));
-      } catch {
-        return undefined;
-      }
-    case "deregister":
-    case "heartbeat":
-    case "health_result":
-      return instanceKey(msg.service, msg.id);
-    default:
-      return undefined;
-  }
-}
+export { entityOf, instanceKey } from "./registry_keys.ts";
 
 /** The registry: records, live view, balancing, heartbeat TTLs and health outcomes. */
 export class RegistryActor {
@@ -74,6 +47,10 @@ export class RegistryActor {
   readonly #balancer = new Balancer();
   /** Services changed in this turn, reported to the main thread once per turn. */
   #changedServices: Set<string> | null = null;
+  /** What other replicas write to the shared records (PostgreSQL). */
+  readonly #peers: PeerSync;
+  /** The records were read (at start, or by a `load` retry). */
+  #loaded = false;
 
   constructor(ctx: Ctx, adapters: RegistryAdapters) {
     this.#ctx = ctx;
@@ -81,6 +58,13 @@ export class RegistryActor {
     this.#backend = adapters.backend;
     this.#monitor = adapters.monitor;
     this.#events = adapters.events ?? null;
+    this.#peers = new PeerSync({
+      store: this.#store,
+      index: this.#index,
+      backend: this.#backend,
+      exclusive: (service, id, fn) => this.#ctx.exclusive(instanceKey(service, id), fn),
+      announce: (added, removed) => this.#announce(added, removed),
+    });
   }
 
   /**
@@ -89,10 +73,7 @@ export class RegistryActor {
    * the sweep.
    */
   async start(): Promise<void> {
-    await this.#store.migrate();
-    for (const i of await this.#store.list()) this.#index.set(i);
-    const restored = this.#index.all();
-    for (const i of restored) void this.#backend.putLater(i);
+    const restored = await this.#loadOrRetry("registry records unreachable at start; retrying");
     this.#backend.start();
     this.#backend.watch?.(
       new ForeignInstances({
@@ -100,11 +81,48 @@ export class RegistryActor {
         index: this.#index,
         announce: (added, removed) => this.#announce(added, removed),
         publish: (type, i, reason) => this.#publish(type, i, reason),
+        vanished: (service, id) => this.#peers.vanished(service, id),
       }),
     );
     if (restored.length > 0) this.#announce(restored, []);
     this.#monitor.start(this.#ctx);
     this.#ctx.after(SWEEP_MS, { type: "sweep" });
+    if (this.#peers.shared) this.#ctx.after(SYNC_MS, { type: "sync" });
+  }
+
+  /** Self-message while the records could not be read at start: tries again. */
+  async load(): Promise<void> {
+    if (this.#loaded) return;
+    const restored = await this.#loadOrRetry();
+    if (restored.length > 0) this.#announce(restored, []);
+  }
+
+  /** Reads the records and makes them live; on failure, tries again in LOAD_RETRY_MS. */
+  async #loadOrRetry(warn?: string): Promise<Instance[]> {
+    try {
+      await this.#store.migrate();
+      for (const i of await this.#store.list()) this.#index.set(i);
+      const restored = this.#index.all().filter((i) => !i.source);
+      for (const i of restored) void this.#backend.putLater(i);
+      this.#loaded = true;
+      return restored;
+    } catch (err) {
+      if (warn) log.warn(warn, { error: String(err) });
+      if (!this.#ctx.signal.aborted) this.#ctx.after(LOAD_RETRY_MS, { type: "load" });
+      return [];
+    }
+  }
+
+  /** Until the records were read, this replica would answer that services do not exist. */
+  #requireLoaded(): void {
+    if (this.#loaded) return;
+    throw new BackendUnavailableError("storage", "Registry records not loaded yet (retrying)");
+  }
+
+  /** Applies what other replicas wrote since the last read; schedules the next one. */
+  async sync(): Promise<void> {
+    await this.#peers.run();
+    if (!this.#ctx.signal.aborted) this.#ctx.after(SYNC_MS, { type: "sync" });
   }
 
   /**
@@ -143,16 +161,19 @@ export class RegistryActor {
 
   /** Every instance (durable view), by service. */
   all(): Instance[] {
+    this.#requireLoaded();
     return this.#index.all();
   }
 
   /** @throws {NotFoundError} when the service has no instance. */
   answer(service: string, healthyOnly: boolean): string {
+    this.#requireLoaded();
     return this.#index.answer(service, healthyOnly);
   }
 
   /** @throws {NotFoundError} when the service has no instance. */
   instances(service: string): Instance[] {
+    this.#requireLoaded();
     const list = this.#index.byService(service);
     if (list.length === 0) throw new NotFoundError(`No service ${service} is registered`);
     return list;
@@ -164,19 +185,7 @@ export class RegistryActor {
    * @throws {BackendUnavailableError} when none of them is healthy.
    */
   pick(service: string, strategy?: Strategy): Instance {
-    const list = this.instances(service);
-    const chosen = this.#balancer.pick(
-      service,
-      list.filter((i) => i.status === "healthy"),
-      strategy,
-    );
-    if (!chosen) {
-      throw new BackendUnavailableError(
-        "registry",
-        `No healthy instance of ${service} (${list.length} registered)`,
-      );
-    }
-    return chosen;
+    return this.#balancer.pickHealthy(service, this.instances(service), strategy);
   }
 
   /**
@@ -189,6 +198,14 @@ export class RegistryActor {
    *   registration, if any, is restored).
    */
   async register(input: RegisterInput): Promise<{ instance: Instance; created: boolean }> {
+    let known: string | null = null;
+    try {
+      known = registrationId(input);
+    } catch { /* refused by registration() below */ }
+    if (known !== null) {
+      this.#peers.touched(input.service_name, known);
+      await this.#peers.known(input.service_name, known);
+    }
     const { instance, prev } = registration(
       input,
       (id) => this.#index.get(input.service_name, id),
@@ -229,7 +246,8 @@ export class RegistryActor {
    */
   async deregister(ref: InstanceRef, why = "deregistered"): Promise<Instance> {
     const { service, id } = ref;
-    const prev = this.#index.get(service, id);
+    this.#peers.touched(service, id);
+    const prev = await this.#peers.known(service, id);
     if (!prev) throw new NotFoundError(`No instance ${id} of ${service}`);
     if (prev.source) throw foreignConflict(prev, "deregister it");
     await this.#store.remove(service, id);
@@ -249,7 +267,8 @@ export class RegistryActor {
    * @throws {NotFoundError} when the instance is not registered.
    */
   async heartbeat({ service, id }: InstanceRef): Promise<Instance> {
-    const i = this.#index.get(service, id);
+    this.#peers.touched(service, id);
+    const i = await this.#peers.known(service, id);
     if (!i) throw new NotFoundError(`No instance ${id} of ${service}`);
     if (i.source) throw foreignConflict(i, "heartbeat it");
     const at = new Date().toISOString();
@@ -275,74 +294,54 @@ export class RegistryActor {
   async healthResult(o: HealthOutcome): Promise<Instance | null> {
     const i = this.#index.get(o.service, o.id);
     if (!i) return null;
+    const check = { last_health_check: o.checked_at, last_check_latency_ms: o.latency_ms ?? null };
     if (i.disabled) {
-      return await this.#setHealth(i, false, o.checked_at, "taken out of service by its owner");
+      return await this.#setHealth(i, false, check, "taken out of service by its owner");
     }
     if (i.missed_heartbeat) {
       const found = o.healthy ? "healthy" : "unhealthy";
-      return await this.#setHealth(i, false, o.checked_at, "missed heartbeat", found);
+      return await this.#setHealth(i, false, check, "missed heartbeat", found);
     }
-    return await this.#setHealth(i, o.healthy, o.checked_at, o.reason);
+    return await this.#setHealth(i, o.healthy, check, o.reason);
   }
 
-  /**
-   * Marks instances whose heartbeat TTL passed unhealthy and removes those unhealthy longer
-   * than SERVICE_DEREGISTER_AFTER; nothing disappears silently otherwise. Only instances due
-   * for one of those are queued (a plain pass over the index: with 10,000 instances, queueing
-   * each one every second cost the worker ~27 ms of CPU per second); each is re-read in its own
-   * mailbox queue, after the changes to it already queued. Schedules the next sweep.
-   */
+  /** The heartbeat-TTL and deregister-after sweep (actors/registry_sweep.ts). */
   async sweep(): Promise<void> {
     try {
-      const after = this.#ctx.settings.SERVICE_DEREGISTER_AFTER * 1000;
-      const now = Date.now();
-      const due = this.#index.all().filter((i) => sweepAction(i, now, after) !== null);
-      await Promise.all(due.map((i) => {
-        const { service_name: service, instance_id: id } = i;
-        return this.#ctx.exclusive(instanceKey(service, id), () => this.#sweepOne(service, id))
-          .catch((err) => {
-            log.warn("registry sweep failed for an instance", {
-              service,
-              instance: id,
-              error: String(err),
-            });
-          });
-      }));
+      // With ZooKeeper, one replica (the leader) decides for every instance.
+      if (this.#backend.kind === "zookeeper" && !this.#backend.leader) return;
+      await sweepDue({
+        index: this.#index,
+        settings: this.#ctx.settings,
+        signal: this.#ctx.signal,
+        exclusive: (service, id, fn) => this.#ctx.exclusive(instanceKey(service, id), fn),
+        refresh: (service, id) => this.#peers.refresh(service, id),
+        missed: (i) => this.#setHealth(i, false, i, "missed heartbeat", i.status),
+        expire: (ref) =>
+          this.deregister(ref, "unhealthy longer than SERVICE_DEREGISTER_AFTER").then(() => {}),
+      });
     } finally {
       this.#ctx.after(SWEEP_MS, { type: "sweep" });
     }
   }
 
-  async #sweepOne(service: string, id: string): Promise<void> {
-    const i = this.#index.get(service, id);
-    if (!i || this.#ctx.signal.aborted) return;
-    const after = this.#ctx.settings.SERVICE_DEREGISTER_AFTER * 1000;
-    switch (sweepAction(i, Date.now(), after)) {
-      case "missed":
-        log.warn("instance missed its heartbeat", { service, instance: id });
-        await this.#setHealth(i, false, i.last_health_check, "missed heartbeat", i.status);
-        return;
-      case "expire":
-        await this.deregister({ service, id }, "unhealthy longer than SERVICE_DEREGISTER_AFTER");
-    }
-  }
-
   /**
-   * Records a health outcome. `checkedAt` is the health check's time, or (for heartbeat
-   * outcomes, which are no health check) the unchanged `last_health_check`. `missed` is the
-   * status a heartbeat will restore (default: unchanged).
+   * Records a health outcome. `check` is the health check's time and latency, or (for
+   * heartbeat outcomes, which are no health check) the instance's unchanged ones. `missed` is
+   * the status a heartbeat will restore (default: unchanged).
    */
   #setHealth(
     i: Instance,
     healthy: boolean,
-    checkedAt: string | null,
+    check: Pick<Instance, "last_health_check" | "last_check_latency_ms">,
     reason?: string,
     missed = i.missed_heartbeat ?? null,
   ): Promise<Instance> {
     return this.#apply(i, {
       ...i,
       status: healthy ? "healthy" : "unhealthy",
-      last_health_check: checkedAt,
+      last_health_check: check.last_health_check,
+      last_check_latency_ms: check.last_check_latency_ms ?? null,
       unhealthy_since: healthy ? null : (i.unhealthy_since ?? new Date().toISOString()),
       missed_heartbeat: missed,
     }, reason);
@@ -363,6 +362,7 @@ export class RegistryActor {
     this.#index.set(next);
     // Others' instances are neither stored nor written: their health lives here only.
     if (next.source) return next;
+    this.#peers.touched(i.service_name, i.instance_id);
     await this.#store.setHealth(i.service_name, i.instance_id, next);
     await this.#backend.putLater(next);
     return next;

@@ -8,7 +8,7 @@ import type { ActorContext } from "./actor_host.ts";
 import { BackendMonitor } from "./monitor.ts";
 import type { RegistryCalls } from "./registry_protocol.ts";
 import { openSqlite } from "../lib/backends/sqlite.ts";
-import { type RegistryStore, SqliteRegistryStore } from "../lib/registry/store.ts";
+import { guardedStore, type RegistryStore, SqliteRegistryStore } from "../lib/registry/store.ts";
 import { EmbeddedRegistry, type RegistryBackend } from "../lib/registry/backend.ts";
 
 /** Where registry events go (REGISTRY_KAFKA_TOPIC), keyed by `service/instance`. */
@@ -42,6 +42,8 @@ export async function openRegistryAdapters(
   } else {
     store = new SqliteRegistryStore(openSqlite(s.DATA_DIR));
   }
+  // Below the actor call timeout, as the configuration store's calls are: an outage is a 503.
+  store = guardedStore(store, Math.max(100, Math.min(4_000, s.ACTOR_CALL_TIMEOUT_MS - 500)));
   // Set below, before the backend starts: leadership is reported only from `start()` on.
   let monitor: BackendMonitor | undefined;
   const onLeadership = (leader: boolean) => {

@@ -15,12 +15,14 @@ import { log } from "../lib/log.ts";
 /** What {@link ForeignInstances} works with: the actor's index, queues and outputs. */
 export interface ForeignDeps {
   /** Runs `fn` in the mailbox queue of instance `service/id` (the actor's). */
-  exclusive(service: string, id: string, fn: () => void): Promise<void>;
+  exclusive(service: string, id: string, fn: () => void | Promise<void>): Promise<void>;
   index: InstanceIndex;
   /** Health targets added (or changed) and removed. */
   announce(added: Instance[], removed: InstanceRef[]): void;
   /** A registry event (REGISTRY_KAFKA_TOPIC). */
   publish(type: string, i: Instance, reason?: string): void;
+  /** The znode of a registration of ours (or a peer replica's) went; runs in its queue. */
+  vanished(service: string, id: string): Promise<void>;
 }
 
 /** Applies what the ZooKeeper watch reports to the registry's index. */
@@ -39,7 +41,11 @@ export class ForeignInstances implements ForeignSink {
     this.#queue(service, id, () => this.#remove(service, id));
   }
 
-  #queue(service: string, id: string, fn: () => void): void {
+  vanished(service: string, id: string): void {
+    this.#queue(service, id, () => this.#d.vanished(service, id));
+  }
+
+  #queue(service: string, id: string, fn: () => void | Promise<void>): void {
     this.#d.exclusive(service, id, fn).catch((err) => {
       log.warn("could not apply a ZooKeeper instance change", {
         service,

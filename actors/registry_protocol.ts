@@ -36,6 +36,10 @@ export type RegistryCalls = CommonCalls & {
   health_result: { req: HealthOutcome; res: Instance | null };
   /** Self-message: heartbeat TTL and deregister-after sweep. */
   sweep: { req: NoFields; res: void };
+  /** Self-message: read the records again (the store was unreachable at start). */
+  load: { req: NoFields; res: void };
+  /** Self-message: read what other replicas wrote to the shared records (PostgreSQL). */
+  sync: { req: NoFields; res: void };
 };
 
 /** RegistryActor events. */

@@ -49,6 +49,10 @@ serveActor<RegistryCalls>({
         return actor.healthResult(msg);
       case "sweep":
         return actor.sweep();
+      case "sync":
+        return actor.sync();
+      case "load":
+        return actor.load();
       default: {
         const never: never = msg;
         throw new Error(`RegistryActor: unknown message ${JSON.stringify(never)}`);

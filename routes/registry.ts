@@ -24,23 +24,50 @@ const Name = z.string().min(1).max(128).regex(
 );
 const Url = z.string().min(1).max(2048).openapi({ example: "http://asr-service:8087" });
 
+const Status = z.enum(["registered", "healthy", "unhealthy"]);
+const Metadata = z.record(z.string(), z.string());
+const Source = z.enum(["api", "zookeeper"]).openapi({
+  description: "api: registered through this API; zookeeper: registered in ZooKeeper by " +
+    "another client (Curator, Spring Cloud Zookeeper), health-checked, never modified by us",
+});
+
+/** An instance as `services` and `services/{name}` show it (instanceView). */
 const InstanceView = z.object({
   instance_id: z.string(),
   service_url: z.string(),
   health_check_url: z.string(),
-  status: z.enum(["registered", "healthy", "unhealthy"]),
+  status: Status,
   last_health_check: z.string().nullable(),
-  metadata: z.record(z.string(), z.string()),
-  source: z.enum(["api", "zookeeper"]).openapi({
-    description: "api: registered through this API; zookeeper: registered in ZooKeeper by " +
-      "another client (Curator, Spring Cloud Zookeeper), health-checked, never modified by us",
+  last_check_latency_ms: z.number().nullable().openapi({
+    description: "How long the last health check took, in milliseconds (0.1 ms steps): its " +
+      "slowest endpoint, until the response headers or the failure (about HEALTH_CHECK_TIMEOUT " +
+      "when it timed out); null before the first check",
+    example: 12.3,
   }),
+  metadata: Metadata,
+  source: Source,
 }).openapi("ServiceInstance");
+
+/** An instance as `discover` shows it (discoverView): no check latency. */
+const DiscoveredInstanceView = z.object({
+  instance_id: z.string(),
+  service_url: z.string(),
+  health_check_url: z.string(),
+  status: Status,
+  last_health_check: z.string().nullable(),
+  metadata: Metadata,
+  source: Source,
+}).openapi("DiscoveredInstance");
 
 const ServiceView = z.object({
   service_name: z.string(),
   instances: z.array(InstanceView),
 }).openapi("Service");
+
+const DiscoveredServiceView = z.object({
+  service_name: z.string(),
+  instances: z.array(DiscoveredInstanceView),
+}).openapi("DiscoveredService");
 
 export function registryRoutes(deps: RegistryDeps) {
   const r = newRouter();
@@ -293,7 +320,7 @@ function discover(r: Router, d: RegistryDeps): void {
       summary: "Healthy instances of a service",
       request: { params: ServiceParam },
       responses: {
-        200: jsonContent(ServiceView, "Healthy instances"),
+        200: jsonContent(DiscoveredServiceView, "Healthy instances"),
         ...problemResponses(400, 404, 503),
       },
     }),

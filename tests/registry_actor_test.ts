@@ -68,6 +68,7 @@ function jitteryStore(inner: RegistryStore, random: () => number): RegistryStore
     remove: wrap((s, id) => inner.remove(s, id)),
     setHealth: wrap((s, id, h) => inner.setHealth(s, id, h)),
     heartbeat: wrap((s, id, at) => inner.heartbeat(s, id, at)),
+    get: wrap((s, id) => inner.get(s, id)),
   };
 }
 
@@ -371,23 +372,29 @@ const OLD_ROW = `INSERT INTO registry_instances VALUES ('svc', 'old-1', 'http://
   'http://127.0.0.1:8080/health', '{}', 'healthy', NULL, '2024-01-01T00:00:00.000Z', NULL, NULL,
   NULL)`;
 
-/** Migrating keeps the old rows (no mark) and stores the mark from then on. */
+/**
+ * Migrating keeps the old rows (no mark, no check latency) and stores both from then on.
+ */
 async function migratesAnOldTable(store: RegistryStore) {
   await store.migrate();
   await store.migrate();
   const [old] = await store.list();
   assert.equal(old.instance_id, "old-1");
   assert.equal(old.missed_heartbeat, null);
+  assert.equal(old.last_check_latency_ms, null);
   await store.setHealth("svc", "old-1", {
     status: "unhealthy",
-    last_health_check: null,
+    last_health_check: "2024-01-01T00:00:01.000Z",
+    last_check_latency_ms: 12.3,
     unhealthy_since: "2024-01-01T00:00:01.000Z",
     missed_heartbeat: "healthy",
   });
-  assert.equal((await store.list())[0].missed_heartbeat, "healthy");
+  const [now] = await store.list();
+  assert.equal(now.missed_heartbeat, "healthy");
+  assert.equal(now.last_check_latency_ms, 12.3);
 }
 
-Deno.test("SqliteRegistryStore.migrate() adds the heartbeat column to an existing table", async () => {
+Deno.test("SqliteRegistryStore.migrate() adds the heartbeat and check latency columns to an existing table", async () => {
   const dir = tempDir();
   const db = openSqlite(dir);
   db.exec(OLD_DDL);
@@ -404,7 +411,7 @@ Deno.test("SqliteRegistryStore.migrate() adds the heartbeat column to an existin
 serverTest(
   "PostgreSQL",
   ["DATABASE_URL"],
-  "PostgresRegistryStore.migrate() adds the heartbeat column to an existing table",
+  "PostgresRegistryStore.migrate() adds the heartbeat and check latency columns to an existing table",
   async () => {
     const db = await tempDatabase();
     const sql = createPostgres(db.url, { max: 2 });
@@ -418,3 +425,42 @@ serverTest(
     }
   },
 );
+
+Deno.test("a registry whose store is unreachable at start answers 503, then loads its records when it can", async () => {
+  const inner = scratchStore();
+  await inner.migrate();
+  await inner.upsert({
+    service_name: SERVICE,
+    instance_id: "kept-1",
+    service_url: "http://127.0.0.1:8080",
+    health_check_url: "http://127.0.0.1:8080/health",
+    metadata: {},
+    status: "healthy",
+    last_health_check: null,
+    registered_at: new Date().toISOString(),
+    ttl_seconds: null,
+    last_heartbeat: null,
+    unhealthy_since: null,
+  });
+  let down = true;
+  const unreachable = () => Promise.reject(new BackendUnavailableError("storage", "down"));
+  const store: RegistryStore = {
+    ...inner,
+    migrate: () => down ? unreachable() : inner.migrate(),
+    list: () => down ? unreachable() : inner.list(),
+    upsert: (i) => inner.upsert(i),
+    remove: (s, id) => inner.remove(s, id),
+    setHealth: (s, id, h) => inner.setHealth(s, id, h),
+    heartbeat: (s, id, at) => inner.heartbeat(s, id, at),
+    get: (s, id) => inner.get(s, id),
+    close: () => inner.close(),
+  };
+  await using a = await openActor(embeddedSettings(), store);
+  // Not "no such service": the records are not known yet.
+  assert.throws(() => a.actor.answer(SERVICE, false), BackendUnavailableError);
+  await a.actor.load();
+  assert.throws(() => a.actor.answer(SERVICE, false), BackendUnavailableError, "still down");
+  down = false;
+  await a.actor.load();
+  assert.match(a.actor.answer(SERVICE, false), /kept-1/);
+});

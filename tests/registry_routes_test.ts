@@ -158,6 +158,67 @@ bothRegistries(
   },
 );
 
+bothRegistries(
+  "services and services/{name} show the last check's latency (null before it); discover does not",
+  async (start) => {
+    await using svc = await start({
+      ...FAST,
+      SERVICE_HEALTH_CHECK_ENABLED: "false",
+      HEALTH_CHECK_TIMEOUT: "3",
+    });
+    // /health answers at once, /ready (an additional endpoint, probed in the same round) late:
+    // the check's latency is its slowest endpoint's.
+    const DELAY_MS = 150;
+    await using slow = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (req) => {
+        const path = new URL(req.url).pathname;
+        if (path === "/ready") await new Promise((r) => setTimeout(r, DELAY_MS));
+        return new Response("ok", { status: path === "/health" || path === "/ready" ? 200 : 404 });
+      },
+    );
+    const r = await send(svc.app, "POST", "/api/v1/registry/register", {
+      service_name: "svc-l",
+      service_url: `http://127.0.0.1:${slow.addr.port}`,
+      metadata: { instance_id: "l-1" },
+    });
+    assert.equal(r.status, 201);
+    await r.body?.cancel();
+    type View = { status: string; last_health_check: string | null } & Record<string, unknown>;
+    const one = async (path: string): Promise<View> =>
+      (await json(await svc.app.request(path))).body.instances[0];
+    const before = await one("/api/v1/registry/services/svc-l");
+    assert.equal(before.status, "registered");
+    assert.equal(before.last_check_latency_ms, null, "no check yet");
+
+    const checked = await json(
+      await send(svc.app, "POST", "/api/v1/registry/services/svc-l/health", {}),
+    );
+    assert.equal(checked.body.healthy_instances, 1);
+    const after = await one("/api/v1/registry/services/svc-l");
+    assert.equal(after.status, "healthy");
+    const ms = after.last_check_latency_ms as number;
+    assert.equal(typeof ms, "number");
+    assert.ok(ms >= DELAY_MS, `latency ${ms} ms covers /ready's ${DELAY_MS} ms`);
+    assert.ok(ms < 3_000, `latency ${ms} ms is under the timeout`);
+    assert.equal(ms, Math.round(ms * 10) / 10, "in 0.1 ms steps");
+    const listed = (await json(await svc.app.request("/api/v1/registry/services"))).body;
+    assert.equal(listed[0].instances[0].last_check_latency_ms, ms);
+    // discover answers as it did: the same fields, none for the latency.
+    const found = await one("/api/v1/registry/discover/svc-l");
+    assert.deepEqual(Object.keys(found), [
+      "instance_id",
+      "service_url",
+      "health_check_url",
+      "status",
+      "last_health_check",
+      "metadata",
+      "source",
+    ]);
+    assert.equal(found.last_health_check, after.last_health_check);
+  },
+);
+
 bothRegistries("deregister removes an instance; unknown ones are 404 problems", async (start) => {
   await using svc = await start(FAST);
   const r = await send(svc.app, "POST", "/api/v1/registry/register", {
@@ -237,8 +298,9 @@ bothRegistries(
   },
 );
 
-Deno.test("registrations survive a restart of the service (durable records)", async () => {
+Deno.test("registrations survive a restart of the service (durable records), with their last check", async () => {
   const settings = embeddedSettings({ ...FAST, SERVICE_HEALTH_CHECK_ENABLED: "false" });
+  let checked: Record<string, unknown>;
   {
     await using svc = await startService(settings);
     const r = await send(svc.app, "POST", "/api/v1/registry/register", {
@@ -248,11 +310,22 @@ Deno.test("registrations survive a restart of the service (durable records)", as
     });
     assert.equal(r.status, 201);
     await r.body?.cancel();
+    const check = await send(svc.app, "POST", "/api/v1/registry/services/svc-r/health", {});
+    assert.equal(check.status, 200);
+    await check.body?.cancel();
+    checked = (await json(await svc.app.request("/api/v1/registry/services/svc-r"))).body
+      .instances[0];
+    assert.equal(checked.status, "unhealthy");
+    assert.equal(typeof checked.last_check_latency_ms, "number");
   }
   await using again = await startService(settings);
   const b = (await json(await again.app.request("/api/v1/registry/services/svc-r"))).body;
   assert.equal(b.instances[0].instance_id, "r-1");
   assert.equal(b.instances[0].metadata.zone, "a");
+  assert.deepEqual(
+    [b.instances[0].last_health_check, b.instances[0].last_check_latency_ms],
+    [checked.last_health_check, checked.last_check_latency_ms],
+  );
 });
 
 Deno.test("SERVICE_REGISTRY_ENABLED=false answers registry endpoints with 503 problem JSON", async () => {

@@ -62,6 +62,14 @@ export interface ProbeResult {
   reason?: string;
 }
 
+/**
+ * How long a probe's last round took, in milliseconds (0.1 ms steps): its slowest endpoint,
+ * as the endpoints of a round run in parallel; null when the round probed nothing.
+ */
+export function roundMs(r: Pick<ProbeResult, "endpoints">): number | null {
+  return r.endpoints.length === 0 ? null : Math.max(...r.endpoints.map((e) => e.ms));
+}
+
 /** Sleeps `ms`, returning early (without throwing) when `signal` aborts. */
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 

@@ -22,6 +22,12 @@ export interface RegistryBackend {
   remove(service: string, id: string): Promise<void>;
   /** Drops `service/id` from what is re-applied, without touching the live view. */
   forget(service: string, id: string): void;
+  /** Knows of `i`, registered through another replica, without writing it to the live view. */
+  hold(i: Instance): void;
+  /** Forgets `service/id`, removed through another replica (and what this replica wrote of it). */
+  release(service: string, id: string): Promise<void>;
+  /** Writes `i` back to the live view if it is not there (ZooKeeper: its owner's session ended). */
+  recreate?(i: Instance): Promise<void>;
   /** Instance ids of a service in the live view. */
   live(service: string): Promise<string[]>;
   /**
@@ -62,6 +68,14 @@ export class EmbeddedRegistry implements RegistryBackend {
   remove(service: string, id: string): Promise<void> {
     this.forget(service, id);
     return Promise.resolve();
+  }
+
+  hold(i: Instance): void {
+    void this.put(i);
+  }
+
+  release(service: string, id: string): Promise<void> {
+    return this.remove(service, id);
   }
 
   forget(service: string, id: string): void {

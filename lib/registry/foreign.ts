@@ -226,6 +226,7 @@ export function foreignNext(
     ...f,
     status: same ? prev.status : "registered",
     last_health_check: same ? prev.last_health_check : null,
+    last_check_latency_ms: same ? prev.last_check_latency_ms ?? null : null,
     unhealthy_since: same ? prev.unhealthy_since : null,
   };
   if (f.disabled) {

@@ -4,7 +4,7 @@
  * changes. Pure: no I/O.
  */
 import { NotFoundError } from "../errors.ts";
-import { type Instance, instanceView } from "./model.ts";
+import { discoverView, type Instance, instanceView } from "./model.ts";
 
 /** Instances by service and id, with per-service answers cached until the service changes. */
 export class InstanceIndex {
@@ -71,8 +71,8 @@ export class InstanceIndex {
   }
 
   /**
-   * The JSON answer `{service_name, instances}` of a service (healthy instances only when
-   * `healthyOnly`), built once per change.
+   * The JSON answer `{service_name, instances}` of a service (when `healthyOnly`, the healthy
+   * instances as `discover` shows them), built once per change.
    * @throws {NotFoundError} when the service has no instance.
    */
   answer(service: string, healthyOnly: boolean): string {
@@ -83,8 +83,9 @@ export class InstanceIndex {
       if (list.length === 0) throw new NotFoundError(`No service ${service} is registered`);
       body = JSON.stringify({
         service_name: service,
-        instances: (healthyOnly ? list.filter((i) => i.status === "healthy") : list)
-          .map(instanceView),
+        instances: healthyOnly
+          ? list.filter((i) => i.status === "healthy").map(discoverView)
+          : list.map(instanceView),
       });
       this.#answers.set(key, body);
     }

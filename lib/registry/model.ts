@@ -2,7 +2,7 @@
  * Service registry domain: instance shape, URL and name validation, the SSRF guard for health
  * probes, the Curator x-discovery znode format, and load balancing. Pure: no I/O, no drivers.
  */
-import { ValidationError } from "../errors.ts";
+import { BackendUnavailableError, ValidationError } from "../errors.ts";
 
 /** `registered` until the first health check, then `healthy` or `unhealthy`. */
 export type InstanceStatus = "registered" | "healthy" | "unhealthy";
@@ -18,6 +18,13 @@ export interface Instance {
   metadata: Record<string, string>;
   status: InstanceStatus;
   last_health_check: string | null;
+  /**
+   * How long the last health check took, in milliseconds rounded to 0.1: its last round's
+   * slowest endpoint, up to the response headers or the failure (a timeout counts as the
+   * timeout). Absent or null before the first check, and when the check probed nothing (a
+   * target refused before any request).
+   */
+  last_check_latency_ms?: number | null;
   registered_at: string;
   /** Heartbeat deadline in seconds; null when the instance does not heartbeat. */
   ttl_seconds: number | null;
@@ -372,6 +379,24 @@ export class Balancer {
   /** service → instance_id → current weight of the smooth WRR. */
   #current = new Map<string, Map<string, number>>();
 
+  /**
+   * One healthy instance of `list` (a service's instances) by `strategy`.
+   * @throws {BackendUnavailableError} when none of them is healthy.
+   */
+  pickHealthy(
+    service: string,
+    list: Instance[],
+    strategy?: "round_robin" | "random" | "weighted",
+  ): Instance {
+    const healthy = list.filter((i) => i.status === "healthy");
+    const chosen = this.pick(service, healthy, strategy);
+    if (chosen) return chosen;
+    throw new BackendUnavailableError(
+      "registry",
+      `No healthy instance of ${service} (${list.length} registered)`,
+    );
+  }
+
   /** One instance of `healthy`, or null when it is empty. */
   pick(
     service: string,
@@ -511,8 +536,29 @@ export function normalizeMetadata(m: unknown): Record<string, string> {
   return Object.fromEntries(out);
 }
 
-/** An instance as the registry endpoints show it. */
+/**
+ * An instance as `services` and `services/{name}` show it: with the last check's latency
+ * (null before the first check).
+ */
 export function instanceView(i: Instance) {
+  return {
+    instance_id: i.instance_id,
+    service_url: i.service_url,
+    health_check_url: i.health_check_url,
+    status: i.status,
+    last_health_check: i.last_health_check,
+    last_check_latency_ms: i.last_check_latency_ms ?? null,
+    metadata: i.metadata,
+    source: i.source ?? ("api" as const),
+  };
+}
+
+/**
+ * An instance as `discover` shows it: {@link instanceView} without the check's latency. A
+ * caller of `discover` picks an instance to call; the latency is for people watching the
+ * registry, and `discover`'s answer stays as it was.
+ */
+export function discoverView(i: Instance) {
   return {
     instance_id: i.instance_id,
     service_url: i.service_url,

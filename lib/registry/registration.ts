@@ -57,6 +57,7 @@ export function registration(
     metadata: input.metadata,
     status: same ? prev.status : "registered",
     last_health_check: same ? prev.last_health_check : null,
+    last_check_latency_ms: same ? prev.last_check_latency_ms ?? null : null,
     registered_at: prev?.registered_at ?? opts.now,
     ttl_seconds: input.ttl_seconds ?? null,
     last_heartbeat: input.ttl_seconds ? opts.now : null,

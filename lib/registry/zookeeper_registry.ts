@@ -33,7 +33,14 @@ export class ZookeeperRegistry implements RegistryBackend {
   readonly kind = "zookeeper";
   readonly #o: ZkRegistryOptions;
   #session: ZkSession | null = null;
+  /** Every registration this replica knows of (its own and, through the store, its peers'). */
   #live = new Map<string, Instance>();
+  /**
+   * Those whose znode this replica wrote (registered, health-updated or re-created through
+   * it): re-applied on every (re)connect. The others are their writers' to keep; when one of
+   * theirs goes, {@link recreate} writes it back if it is still registered.
+   */
+  #owned = new Set<string>();
   #closed = false;
   #reconnectDelay = 200;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -204,7 +211,8 @@ export class ZookeeperRegistry implements RegistryBackend {
   }
 
   async #reapply(s: ZkSession): Promise<void> {
-    for (const i of [...this.#live.values()]) {
+    const mine = [...this.#owned].map((k) => this.#live.get(k)).filter((i) => i !== undefined);
+    for (const i of mine) {
       try {
         await this.#write(s, i);
       } catch (err) {
@@ -278,7 +286,7 @@ export class ZookeeperRegistry implements RegistryBackend {
    *   is written on reconnect; the caller decides whether that is an acknowledgement).
    */
   async put(i: Instance): Promise<void> {
-    this.#live.set(`${i.service_name}/${i.instance_id}`, i);
+    this.#hold(i);
     try {
       await this.#write(this.#require(), i);
     } catch (err) {
@@ -290,20 +298,82 @@ export class ZookeeperRegistry implements RegistryBackend {
 
   /** Records `i` without requiring a connection (restored records, health updates). */
   async putLater(i: Instance): Promise<void> {
-    this.#live.set(`${i.service_name}/${i.instance_id}`, i);
+    this.#hold(i);
     const s = this.#session;
     if (s?.connected) await this.#write(s, i).catch(() => {});
+  }
+
+  /** Holds `i` as this replica's to write: now and on every (re)connect. */
+  #hold(i: Instance): void {
+    const key = `${i.service_name}/${i.instance_id}`;
+    this.#live.set(key, i);
+    this.#owned.add(key);
+  }
+
+  /** Knows of `i` (another replica's registration) without writing its znode. */
+  hold(i: Instance): void {
+    this.#live.set(`${i.service_name}/${i.instance_id}`, i);
+  }
+
+  /**
+   * Writes `i`'s znode back if there is none (its owner's session ended); one that is there
+   * (another replica wrote it back first) is left alone, so replicas never take it from each
+   * other.
+   */
+  async recreate(i: Instance): Promise<void> {
+    const key = `${i.service_name}/${i.instance_id}`;
+    this.#live.set(key, i);
+    const s = this.#session;
+    if (!s?.connected) return;
+    const parent = this.#path(i.service_name);
+    try {
+      await s.mkdirp(parent);
+      await s.create(
+        this.#path(i.service_name, i.instance_id),
+        curatorJson(i),
+        CreateMode.EPHEMERAL,
+      );
+      this.#owned.add(key);
+      log.info("re-created the znode of a registered instance", {
+        service: i.service_name,
+        instance: i.instance_id,
+      });
+    } catch (err) {
+      if (zkCode(err) !== ZkCode.NODE_EXISTS) {
+        log.debug("could not re-create a znode", { key, error: String(err) });
+      }
+    }
+  }
+
+  /**
+   * Forgets `service/id` (another replica removed it): its znode goes too if this session
+   * wrote it back meanwhile.
+   */
+  async release(service: string, id: string): Promise<void> {
+    const key = `${service}/${id}`;
+    this.#live.delete(key);
+    const owned = this.#owned.delete(key);
+    const s = this.#session;
+    if (!owned || !s?.connected) return;
+    try {
+      const path = this.#path(service, id);
+      if (await s.owner(path) === s.sessionId) await s.remove(path);
+    } catch (err) {
+      log.debug("could not remove a released znode", { key, error: String(err) });
+    }
   }
 
   /** Drops `service/id` from the records to re-apply, without touching ZooKeeper. */
   forget(service: string, id: string): void {
     this.#live.delete(`${service}/${id}`);
+    this.#owned.delete(`${service}/${id}`);
     // A znode at that path that was not ours after all (a refused registration) is read now.
     this.#foreign?.rescan(service);
   }
 
   async remove(service: string, id: string): Promise<void> {
     this.#live.delete(`${service}/${id}`);
+    this.#owned.delete(`${service}/${id}`);
     const s = this.#require();
     const path = this.#path(service, id);
     // Only our znode goes: another client may hold this path now (ours could not be written

@@ -16,6 +16,12 @@ export interface ForeignSink {
   upsert(i: Instance): void;
   /** A foreign instance's znode went. */
   remove(service: string, id: string): void;
+  /**
+   * The znode of one of ours (`ours(service, id)`: registered through this replica or another
+   * config-service replica) went while this session watched: its owner's session ended, or
+   * another replica removed it.
+   */
+  vanished?(service: string, id: string): void;
 }
 
 export interface ForeignWatchOptions {
@@ -72,6 +78,8 @@ export class ForeignWatch {
   readonly #foreign = new Map<string, Set<string>>();
   /** "service/id" of znodes in our own format written by another replica: not followed. */
   readonly #oursFormat = new Set<string>();
+  /** service → its children at the last scan in this session (ours included). */
+  #listed = new Map<string, Set<string>>();
   readonly #scans = new Coalescer();
   #retry: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
@@ -100,6 +108,7 @@ export class ForeignWatch {
       // Every data watch went with the old session: read every znode again, with a watch. What
       // was reported stays until this read says otherwise (gone: removed; changed: updated).
       this.#seen = new Map();
+      this.#listed = new Map();
       this.#oursFormat.clear();
     }
     return this.#scanBase();
@@ -212,6 +221,7 @@ export class ForeignWatch {
       try {
         const ids = await this.#children(s, this.#path(svc), () => void this.#scanService(svc));
         const now = new Set(ids);
+        this.#vanished(svc, now);
         const seen = this.#seen.get(svc) ?? new Map<string, string>();
         this.#seen.set(svc, seen);
         for (const id of [...seen.keys()]) {
@@ -283,7 +293,19 @@ export class ForeignWatch {
     this.#unreport(svc, id);
   }
 
+  /** Reports ours that were listed in `svc` at the last scan and are not in `now`. */
+  #vanished(svc: string, now: Set<string>): void {
+    const before = this.#listed.get(svc);
+    if (now.size > 0) this.#listed.set(svc, now);
+    else this.#listed.delete(svc);
+    if (!before || !this.#o.sink.vanished) return;
+    for (const id of before) {
+      if (!now.has(id) && this.#o.ours(svc, id)) this.#o.sink.vanished(svc, id);
+    }
+  }
+
   #dropService(svc: string): void {
+    this.#vanished(svc, new Set());
     for (const id of [...this.#seen.get(svc)?.keys() ?? []]) this.#forget(svc, id);
     for (const id of [...this.#foreign.get(svc) ?? []]) this.#unreport(svc, id);
     this.#seen.delete(svc);
