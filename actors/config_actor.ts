@@ -5,7 +5,6 @@
  * adapter ({@link ConfigBackends}), so tests drive it directly.
  */
 import type { ActorContext } from "./actor_host.ts";
-import { FRESH_MS } from "../lib/config/model.ts";
 import { BackendMonitor } from "./monitor.ts";
 import type { ConfigCalls, ListReply } from "./config_protocol.ts";
 import type { BackendStatus, MessageOf } from "./protocol.ts";
@@ -13,12 +12,13 @@ import type { Collected } from "../lib/metrics.ts";
 import type { BackendProbe } from "../lib/backend.ts";
 import { log } from "../lib/log.ts";
 import { coalesce } from "../lib/async.ts";
-import { EntryCache } from "../lib/config/cache.ts";
+import { EntryCache, slotOf } from "../lib/config/cache.ts";
 import {
   changeEntry,
   changeView,
   type EntryId,
   entryView,
+  FRESH_MS,
   historyView,
   idKey,
 } from "../lib/config/model.ts";
@@ -163,9 +163,11 @@ export class ConfigActor {
     this.#ctx.after(PRUNE_MS, { type: "prune" });
     this.#channel.listen({
       message: () => this.#ctx.after(0, { type: "tail" }),
-      // Messages missed while disconnected are covered by the periodic tail; what the
-      // cache holds may be older than that, so drop it on every reconnect.
-      reconnected: () => this.#cache.clear(),
+      // Messages missed while disconnected are covered by the periodic tail, which keeps the
+      // cache current whether Redis is up or not: tail now. (Dropping the cache here made a
+      // Redis restart during a store outage answer older versions from the snapshot than this
+      // replica had answered before; found by the chaos run.)
+      reconnected: () => this.#ctx.after(0, { type: "tail" }),
     });
     await this.open();
   }
@@ -273,8 +275,12 @@ export class ConfigActor {
           // a read here cannot fetch the older one from L2 and keep it (versions only rise).
           puts.push(this.#l2.putIfNewer(c, c.version, changeEntry(c)));
           const cur = this.#cache.peek(key);
-          // Our own writes are cached already at this version; others' are dropped.
-          if (!cur || cur.version < c.version) this.#cache.invalidate(key);
+          // Our own writes are cached already at this version. Others' replace what is cached
+          // (not dropped: while the store is down, a dropped entry would be answered from the
+          // snapshot, older than what this replica answered before; found by the chaos run).
+          // Either way reads under way must not cache what they read before this change.
+          if (!cur) this.#cache.invalidate(key);
+          else if (cur.version < c.version) this.#cache.written(key, slotOf(changeEntry(c)));
         }
         this.#tailSeq = changes[changes.length - 1].seq;
         this.#l2.advance(prev, this.#tailSeq, puts);

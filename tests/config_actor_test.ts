@@ -267,3 +267,71 @@ Deno.test("a read that began before this actor's own write never caches the olde
     await actor.stop();
   }
 });
+
+Deno.test("another replica's change replaces the cached entry, so a store outage cannot answer an older one", async () => {
+  const rec = recordingContext();
+  const backends = await openConfigBackends(rec.ctx.settings);
+  const store = backends.store;
+  let down = false;
+  const failing = new Proxy(store, {
+    get(target, p) {
+      const v = Reflect.get(target, p, target);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) => {
+        if (down) return Promise.reject(new Error("connection refused"));
+        return v.apply(target, args);
+      };
+    },
+  });
+  const actor = new ConfigActor(rec.ctx, { ...backends, store: failing });
+  await actor.start();
+  try {
+    await actor.writes.create(write);
+    assert.equal(JSON.parse((await actor.reads.get(id)).body).version, 1);
+    // Another replica's update, seen by this actor's tail.
+    await store.write({ kind: "update", id, value: '"/models/b"', secret: false, by: "other" });
+    await actor.tail();
+    down = true;
+    const got = await actor.reads.get(id);
+    assert.equal(JSON.parse(got.body).version, 2, "the tail's version, from the cache");
+  } finally {
+    down = false;
+    rec.abort.abort();
+    await actor.stop();
+  }
+});
+
+Deno.test("a reconnect of the invalidation channel keeps the cache (the tail keeps it current)", async () => {
+  const rec = recordingContext();
+  const backends = await openConfigBackends(rec.ctx.settings);
+  let handlers: { message(): void; reconnected(): void } | undefined;
+  const channel = {
+    publish() {},
+    listen: (h: typeof handlers) => handlers = h,
+    close: async () => {},
+  };
+  let down = false;
+  const store = new Proxy(backends.store, {
+    get(target, p) {
+      const v = Reflect.get(target, p, target);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) =>
+        down ? Promise.reject(new Error("connection refused")) : v.apply(target, args);
+    },
+  });
+  const actor = new ConfigActor(rec.ctx, { ...backends, store, channel });
+  await actor.start();
+  try {
+    await actor.writes.create(write);
+    down = true;
+    // Redis came back during a store outage.
+    handlers!.reconnected();
+    const got = await actor.reads.get(id);
+    assert.equal(JSON.parse(got.body).version, 1, "still answered from the cache");
+    assert.ok(rec.scheduled.some((s) => s.type === "tail"), "the reconnect asks for a tail");
+  } finally {
+    down = false;
+    rec.abort.abort();
+    await actor.stop();
+  }
+});
