@@ -1,8 +1,9 @@
 /**
  * The web console in a real browser (Debian's Chromium through playwright-core, see
  * tests/_browser.ts): configuration editing end to end with the 412 view, live registry
- * status, the flag playground against the API, sign-in with tokens, keyboard-only use, axe-core
- * on every page, no console errors, and screenshots at desktop and phone widths
+ * status with each check's latency, the console's own confirmation dialog (never
+ * `window.confirm`), the flag playground against the API, sign-in with tokens, keyboard-only
+ * use, axe-core on every page, no console errors, and screenshots at desktop and phone widths
  * (test-results/screenshots/).
  */
 import assert from "node:assert/strict";
@@ -47,6 +48,41 @@ async function clean(b: BrowserKit, page: Page, what: string) {
   assert.deepEqual(b.consoleErrors(page), [], `${what}: console errors`);
 }
 
+/**
+ * The browser's own dialogs (`window.confirm`, `alert`) the page opens, dismissed and recorded:
+ * the console asks in a dialog of its own, so the list must stay empty.
+ */
+function nativeDialogs(page: Page): string[] {
+  const seen: string[] = [];
+  page.on("dialog", (d) => {
+    seen.push(`${d.type()}: ${d.message()}`);
+    void d.dismiss();
+  });
+  return seen;
+}
+
+/** True when the element matching `selector` has the focus. */
+function focused(page: Page, selector: string): Promise<boolean> {
+  return page.locator(selector).evaluate((el) =>
+    el === (globalThis as unknown as { document: { activeElement: unknown } }).document
+      .activeElement
+  );
+}
+
+/**
+ * The console's confirmation dialog: open, asking `question`, with the focus on Cancel and a
+ * go-ahead button named `action`.
+ */
+async function dialogAsks(page: Page, question: string, action: string) {
+  const dialog = page.getByRole("alertdialog", { name: question });
+  await dialog.waitFor();
+  assert.ok(await focused(page, "#confirm-cancel"), "the focus starts on Cancel");
+  assert.equal(await dialog.getByRole("button").count(), 2);
+  await dialog.getByRole("button", { name: "Cancel", exact: true }).waitFor();
+  await dialog.getByRole("button", { name: action, exact: true }).waitFor();
+  return dialog;
+}
+
 const FLAGS = {
   version: 1,
   features: [
@@ -75,7 +111,7 @@ async function configurationFlow(b: BrowserKit, settings: Settings, key: string,
   const http = listen(svc);
   try {
     const page = await b.page({ baseURL: http.url });
-    page.on("dialog", (d) => void d.accept());
+    const native = nativeDialogs(page);
     await page.goto("/ui/config?environment=development");
     await page.getByText("New entry").click();
     await page.getByLabel("Key", { exact: true }).fill(key);
@@ -116,6 +152,9 @@ async function configurationFlow(b: BrowserKit, settings: Settings, key: string,
     if (shots) await b.screenshot(page, "config-diff-desktop");
     await clean(b, page, "entry with diff");
     await page.getByRole("button", { name: "Roll back to v1" }).click();
+    const dialog = await dialogAsks(page, `Roll ${key} back to v1?`, "Roll back");
+    assert.match(await dialog.innerText(), /v3 gets the value of v1/);
+    await dialog.getByRole("button", { name: "Roll back", exact: true }).click();
     await page.waitForSelector('[data-field="version"]:text("3")');
     assert.match(await page.locator('pre[data-field="value"]').innerText(), /"ms": 100/);
     const api = await (await svc.app.request(`/api/v1/config/${key}?environment=development`))
@@ -125,6 +164,7 @@ async function configurationFlow(b: BrowserKit, settings: Settings, key: string,
     await page.goto("/ui/config?environment=development");
     if (shots) await b.screenshot(page, "config-list-desktop");
     await clean(b, page, "configuration list");
+    assert.deepEqual(native, [], "no window.confirm");
   } finally {
     await http.close();
   }
@@ -172,6 +212,10 @@ browserTest(
       await page.goto("/ui/registry");
       const status = page.locator('tr[data-instance="orders-1"] .status');
       await status.getByText("healthy", { exact: true }).waitFor({ timeout: 10_000 });
+      assert.match(
+        await page.locator('tr[data-instance="orders-1"] .latency').innerText(),
+        /^\d+\.\d ms$/,
+      );
       await b.screenshot(page, "registry-desktop");
       await clean(b, page, "registry");
       const loads: string[] = [];
@@ -188,6 +232,156 @@ browserTest(
       await phone.goto("/ui/registry");
       await b.screenshot(phone, "registry-phone");
       await clean(b, phone, "registry at 390 px");
+    } finally {
+      await http.close();
+      await stub.server.shutdown();
+    }
+  },
+);
+
+browserTest(
+  "deleting an entry asks in the console's own dialog, keyboard only: Escape and Cancel keep it, Delete deletes it",
+  async (b) => {
+    await using svc = await startService(embeddedSettings());
+    const made = await send(svc.app, "POST", "/api/v1/config", {
+      key: "doomed.key",
+      value: 1,
+      environment: "development",
+    });
+    assert.equal(made.status, 201);
+    await made.body?.cancel();
+    const stored = async () => {
+      const r = await svc.app.request("/api/v1/config/doomed.key?environment=development");
+      await r.body?.cancel();
+      return r.status;
+    };
+    const http = listen(svc);
+    try {
+      const page = await b.page({ baseURL: http.url });
+      const native = nativeDialogs(page);
+      await page.goto("/ui/config/entry?key=doomed.key&environment=development");
+      const trigger = 'form[action="/ui/config/delete"] button[type="submit"]';
+      await page.locator("body").focus();
+      await b.tabTo(page, trigger);
+
+      // Escape: nothing happens, the focus is back on "Delete doomed.key".
+      await page.keyboard.press("Enter");
+      const dialog = await dialogAsks(page, "Delete doomed.key?", "Delete");
+      assert.match(await dialog.innerText(), /Services without their own doomed\.key/);
+      await b.screenshot(page, "config-delete-dialog-desktop", { fullPage: false });
+      await clean(b, page, "delete dialog");
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "hidden" });
+      assert.ok(await focused(page, trigger), "the focus is back on the trigger after Escape");
+      assert.equal(await stored(), 200, "Escape deletes nothing");
+
+      // Cancel (where the focus starts) with Enter: nothing happens either.
+      await page.keyboard.press("Enter");
+      await dialogAsks(page, "Delete doomed.key?", "Delete");
+      await page.keyboard.press("Enter");
+      await dialog.waitFor({ state: "hidden" });
+      assert.ok(await focused(page, trigger), "the focus is back on the trigger after Cancel");
+      assert.equal(await stored(), 200, "Cancel deletes nothing");
+      assert.match(page.url(), /\/ui\/config\/entry\?/, "still on the entry");
+
+      // Tab to Delete, Enter: deleted, and back to the list.
+      await page.keyboard.press("Enter");
+      await dialogAsks(page, "Delete doomed.key?", "Delete");
+      await b.tabTo(page, "#confirm-go", 1);
+      await page.keyboard.press("Enter");
+      await page.waitForURL(/\/ui\/config\?environment=development$/);
+      assert.equal(await stored(), 404, "deleted");
+      assert.deepEqual(native, [], "no window.confirm");
+      await clean(b, page, "list after the delete");
+    } finally {
+      await http.close();
+    }
+  },
+);
+
+browserTest(
+  "registry: each instance's check latency; deregistering asks in the console's own dialog, keyboard only, and the list waits while it is open",
+  async (b) => {
+    const stub = stubInstance();
+    await using svc = await startService(embeddedSettings({
+      SERVICE_HEALTH_CHECK_ENABLED: "false",
+      HEALTH_CHECK_TIMEOUT: "2",
+    }));
+    for (const id of ["orders-1", "orders-2"]) {
+      const r = await send(svc.app, "POST", "/api/v1/registry/register", {
+        service_name: "orders",
+        service_url: stub.url,
+        metadata: { instance_id: id },
+      });
+      assert.equal(r.status, 201);
+      await r.body?.cancel();
+    }
+    const ids = async () => {
+      const r = await svc.app.request("/api/v1/registry/services/orders");
+      return ((await r.json()).instances as { instance_id: string }[]).map((i) => i.instance_id);
+    };
+    const http = listen(svc);
+    try {
+      const page = await b.page({ baseURL: http.url });
+      const native = nativeDialogs(page);
+      await page.goto("/ui/registry");
+      const latency = page.locator('tr[data-instance="orders-1"] .latency');
+      assert.equal(await latency.innerText(), "—", "no check yet");
+      await page.locator("body").focus();
+      await b.tabTo(page, "#check-orders");
+      await page.keyboard.press("Enter");
+      await page.getByText("orders: 2 of 2 healthy").waitFor();
+      // The table shows it at its next refresh (every 2 s).
+      await page.locator('tr[data-instance="orders-1"] .latency', { hasText: / ms$/ })
+        .waitFor();
+      assert.match(await latency.innerText(), /^\d+\.\d ms$/);
+
+      const trigger = "#dereg-orders-orders-1";
+      await b.tabTo(page, trigger);
+      await page.keyboard.press("Enter");
+      const dialog = await dialogAsks(page, "Deregister orders-1 of orders?", "Deregister");
+      assert.match(await dialog.innerText(), /leaves discover at once/);
+      await clean(b, page, "deregister dialog");
+      // No refresh while it is open (the table refreshes every 2 s otherwise).
+      const refreshes: string[] = [];
+      const onRequest = (r: { url(): string }) => {
+        if (r.url().includes("/ui/registry/table")) refreshes.push(r.url());
+      };
+      page.on("request", onRequest);
+      await page.waitForTimeout(2_500);
+      page.off("request", onRequest);
+      assert.deepEqual(refreshes, [], "no refresh under the open dialog");
+      await b.screenshot(page, "registry-deregister-dialog-desktop", { fullPage: false });
+
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "hidden" });
+      assert.ok(await focused(page, trigger), "the focus is back on the trigger after Escape");
+      await page.keyboard.press("Enter");
+      await dialogAsks(page, "Deregister orders-1 of orders?", "Deregister");
+      await page.keyboard.press("Enter");
+      await dialog.waitFor({ state: "hidden" });
+      assert.ok(await focused(page, trigger), "the focus is back on the trigger after Cancel");
+      assert.deepEqual(
+        await ids(),
+        ["orders-1", "orders-2"],
+        "Escape and Cancel deregister nothing",
+      );
+
+      await page.keyboard.press("Enter");
+      await dialogAsks(page, "Deregister orders-1 of orders?", "Deregister");
+      await b.tabTo(page, "#confirm-go", 1);
+      await page.keyboard.press("Enter");
+      await page.locator("#registry-result").getByText("orders-1 deregistered").waitFor();
+      assert.deepEqual(await ids(), ["orders-2"]);
+      await page.locator('tr[data-instance="orders-1"]').waitFor({ state: "detached" });
+      assert.deepEqual(native, [], "no window.confirm");
+      await clean(b, page, "registry after the deregistration");
+      const phone = await b.page({ ...MOBILE, baseURL: http.url });
+      await phone.goto("/ui/registry");
+      await phone.getByRole("button", { name: "Deregister orders-2" }).click();
+      await dialogAsks(phone, "Deregister orders-2 of orders?", "Deregister");
+      await b.screenshot(phone, "registry-deregister-dialog-phone", { fullPage: false });
+      await clean(b, phone, "deregister dialog at 390 px");
     } finally {
       await http.close();
       await stub.server.shutdown();

@@ -5,7 +5,7 @@
  * are in ui_browser_test.ts.
  */
 import assert from "node:assert/strict";
-import { embeddedSettings, send, startService, tempFile } from "./_helpers.ts";
+import { embeddedSettings, send, startService, stubInstance, tempFile } from "./_helpers.ts";
 
 const ADMIN = "ui-admin-token-0123456789";
 const READER = "ui-reader-token-0123456789";
@@ -351,4 +351,72 @@ Deno.test("the configuration page searches by key prefix (GET /api/v1/config?pre
   const bad = await svc.app.request("/api/v1/config?environment=development&prefix=db%25");
   assert.equal(bad.status, 400);
   assert.equal((await bad.json()).errors[0].field, "prefix");
+});
+
+Deno.test("the registry table shows each instance's check latency: a dash before the first check, then milliseconds", async () => {
+  await using svc = await startService(embeddedSettings({ SERVICE_HEALTH_CHECK_ENABLED: "false" }));
+  const stub = stubInstance();
+  try {
+    const reg = await send(svc.app, "POST", "/api/v1/registry/register", {
+      service_name: "orders",
+      service_url: stub.url,
+      metadata: { instance_id: "orders-1" },
+    });
+    assert.equal(reg.status, 201);
+    await reg.body?.cancel();
+    const cell = async () => {
+      const html = await (await svc.app.request("/ui/registry/table")).text();
+      assert.match(html, /<th scope="col">latency<\/th>/);
+      const m = /<tr data-instance="orders-1">.*?<td class="latency">(.*?)<\/td>/s.exec(html);
+      assert.ok(m, "a latency cell in orders-1's row");
+      return m[1];
+    };
+    assert.equal(await cell(), '<span class="muted">—</span>');
+    const check = await send(svc.app, "POST", "/api/v1/registry/services/orders/health", {});
+    assert.equal(check.status, 200);
+    await check.body?.cancel();
+    const api = await (await svc.app.request("/api/v1/registry/services/orders")).json();
+    const ms = api.instances[0].last_check_latency_ms;
+    assert.equal(typeof ms, "number");
+    assert.equal(await cell(), `${ms.toFixed(1)} ms`);
+  } finally {
+    await stub.server.shutdown();
+  }
+});
+
+Deno.test("deleting, rolling back and deregistering ask first: the forms and buttons carry the dialog's question and action, and the script has no window.confirm", async () => {
+  await using svc = await startService(embeddedSettings({ SERVICE_HEALTH_CHECK_ENABLED: "false" }));
+  for (
+    const [method, path, body] of [
+      ["POST", "/api/v1/config", { key: "a.b", value: 1, environment: "development" }],
+      ["PUT", "/api/v1/config/a.b", { value: 2, environment: "development" }],
+      ["POST", "/api/v1/registry/register", {
+        service_name: "orders",
+        service_url: "http://127.0.0.1:9",
+        metadata: { instance_id: "orders-1" },
+      }],
+    ] as const
+  ) {
+    const r = await send(svc.app, method, path, body);
+    assert.ok(r.status < 300, `${path}: ${r.status}`);
+    await r.body?.cancel();
+  }
+  const entry = await (await svc.app.request("/ui/config/entry?key=a.b&environment=development"))
+    .text();
+  assert.match(
+    entry,
+    /<form method="post" action="\/ui\/config\/delete" class="inline" data-confirm="Delete a\.b\?" data-confirm-detail="[^"]+" data-confirm-action="Delete" data-confirm-danger="true">/,
+  );
+  assert.match(
+    entry,
+    /<form method="post" action="\/ui\/config\/rollback" data-confirm="Roll a\.b back to v1\?" data-confirm-detail="v3 gets the value of v1;[^"]*" data-confirm-action="Roll back">/,
+  );
+  const registry = await (await svc.app.request("/ui/registry")).text();
+  assert.match(
+    registry,
+    /hx-confirm="Deregister orders-1 of orders\?" data-confirm-detail="[^"]+" data-confirm-action="Deregister" data-confirm-danger="true"/,
+  );
+  const js = await (await svc.app.request("/ui/static/ui.js")).text();
+  assert.doesNotMatch(js, /\bconfirm\(/, "no call of the browser's confirm()");
+  assert.match(js, /showModal\(\)/);
 });

@@ -14,12 +14,18 @@ export const NAV = [
   ["/ui/flags", "Flags"],
 ] as const;
 
-/** htmx settings: no indicator styles (an inline <style>) and no eval, both barred by the CSP. */
+/**
+ * htmx settings: no indicator styles (an inline <style>) and no eval, both barred by the CSP.
+ * No settle delay: htmx wires up swapped-in controls only when the swap settles (20 ms later
+ * by default, for CSS transitions we do not have), and a press of a control refreshed in that
+ * window (the registry table every 2 s) would be lost.
+ */
 const HTMX_CONFIG = JSON.stringify({
   includeIndicatorStyles: false,
   allowEval: false,
   allowScriptTags: false,
   selfRequestsOnly: true,
+  defaultSettleDelay: 0,
 });
 
 export function Layout(

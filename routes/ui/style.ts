@@ -69,6 +69,15 @@ pre { background: var(--card); border: 1px solid var(--line); padding: 8px 10px;
 .check { display: flex !important; gap: 8px; align-items: center; }
 details { margin: 8px 0 16px; }
 summary { cursor: pointer; font-weight: 600; }
+dialog.confirm { max-width: min(32rem, calc(100vw - 32px)); border: 1px solid var(--line);
+  border-radius: 8px; padding: 16px 20px; color: var(--fg); background: var(--card); }
+dialog.confirm::backdrop { background: rgba(27, 31, 36, .45); }
+dialog.confirm h2 { margin: 0 0 8px; }
+dialog.confirm p { margin: 0 0 16px; }
+dialog.confirm .actions { display: flex; flex-wrap: wrap; justify-content: flex-end; gap: 8px; }
+dialog.confirm button.danger { background: var(--bad); border-color: var(--bad); color: #fff; }
+dialog.confirm button.primary { background: var(--accent); border-color: var(--accent);
+  color: #fff; }
 @media (max-width: 640px) {
   main { padding: 12px; }
   .top { padding: 8px 12px; }
@@ -79,7 +88,11 @@ summary { cursor: pointer; font-weight: 600; }
 }
 `;
 
-/** The console's own script: JSON fields checked before sending, confirmations for forms. */
+/**
+ * The console's own script: JSON fields checked before sending, confirmations in a dialog of
+ * ours, and the configuration list following the watch stream. No backtick or dollar-brace in
+ * it: it is a template literal here.
+ */
 export const UI_JS = `"use strict";
 // A JSON field refuses to submit text that is not JSON, and says why (the API checks again).
 function checkJson(t) {
@@ -96,6 +109,71 @@ function checkJson(t) {
 document.addEventListener("input", (e) => {
   if (e.target.matches && e.target.matches("textarea[data-json]")) checkJson(e.target);
 });
+
+// Confirmations: a modal <dialog> of ours rather than window.confirm, which blocks the page,
+// cannot be styled and cannot tell the destructive button from the other. A form with
+// data-confirm (or an htmx control with hx-confirm) asks its question first; on the asking
+// element, data-confirm-detail adds a sentence, data-confirm-action names the button that goes
+// ahead ("Delete") and data-confirm-danger="true" marks it destructive. Cancel, or Escape, does
+// nothing. The focus starts on Cancel and goes back to the control that asked.
+let dialog = null;
+function confirmDialog() {
+  if (dialog) return dialog;
+  dialog = document.createElement("dialog");
+  dialog.id = "confirm";
+  dialog.className = "confirm";
+  // A question that needs an answer before anything else: an alert dialog (WAI-ARIA APG).
+  dialog.setAttribute("role", "alertdialog");
+  dialog.setAttribute("aria-labelledby", "confirm-question");
+  const question = document.createElement("h2");
+  question.id = "confirm-question";
+  const detail = document.createElement("p");
+  detail.id = "confirm-detail";
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.id = "confirm-cancel";
+  cancel.textContent = "Cancel";
+  cancel.addEventListener("click", () => dialog.close("cancel"));
+  const go = document.createElement("button");
+  go.type = "button";
+  go.id = "confirm-go";
+  go.addEventListener("click", () => dialog.close("confirm"));
+  actions.append(cancel, go);
+  dialog.append(question, detail, actions);
+  document.body.append(dialog);
+  return dialog;
+}
+// Resolves true when the person chose to go ahead. source: the element with the data-confirm-*
+// attributes; back: the control to give the focus back to.
+function ask(source, back, text) {
+  const d = confirmDialog();
+  if (d.open) return Promise.resolve(false);
+  const info = source.dataset;
+  d.querySelector("#confirm-question").textContent = text;
+  const detail = d.querySelector("#confirm-detail");
+  detail.textContent = info.confirmDetail || "";
+  detail.hidden = !info.confirmDetail;
+  if (info.confirmDetail) d.setAttribute("aria-describedby", "confirm-detail");
+  else d.removeAttribute("aria-describedby");
+  const go = d.querySelector("#confirm-go");
+  go.textContent = info.confirmAction || "Confirm";
+  go.className = info.confirmDanger === "true" ? "danger" : "primary";
+  d.returnValue = "";
+  return new Promise((resolve) => {
+    d.addEventListener("close", () => {
+      // A refresh may have replaced the control meanwhile: the one with its id now.
+      const to = back && (back.isConnected ? back : back.id && document.getElementById(back.id));
+      if (to) to.focus();
+      resolve(d.returnValue === "confirm");
+    }, { once: true });
+    d.showModal();
+    d.querySelector("#confirm-cancel").focus();
+  });
+}
+
+const confirmed = new WeakSet();
 document.addEventListener("submit", (e) => {
   const f = e.target;
   f.querySelectorAll("textarea[data-json]").forEach(checkJson);
@@ -104,8 +182,49 @@ document.addEventListener("submit", (e) => {
     f.reportValidity();
     return;
   }
-  if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) e.preventDefault();
+  if (!f.dataset.confirm) return;
+  // The second submit, after "Delete": it goes.
+  if (confirmed.delete(f)) return;
+  e.preventDefault();
+  const submitter = e.submitter || f.querySelector("[type=submit]");
+  ask(f, submitter, f.dataset.confirm).then((yes) => {
+    if (!yes) return;
+    confirmed.add(f);
+    f.requestSubmit(submitter);
+  });
 }, true);
+
+// htmx asks before a request of a control with hx-confirm (htmx falls back to window.confirm
+// only if this script did not load).
+const preconfirmed = new WeakSet();
+document.addEventListener("htmx:confirm", (e) => {
+  const el = e.detail.elt;
+  if (!e.detail.question) return;
+  e.preventDefault();
+  if (preconfirmed.delete(el)) {
+    e.detail.issueRequest(true);
+    return;
+  }
+  ask(el, el, e.detail.question).then((yes) => {
+    if (!yes) return;
+    if (el.isConnected) {
+      e.detail.issueRequest(true);
+      return;
+    }
+    // htmx sends nothing for a control no longer in the page (a refresh swapped it while the
+    // dialog opened): the same control, by id, in the refreshed part instead.
+    const now = el.id && document.getElementById(el.id);
+    if (!now) return;
+    preconfirmed.add(now);
+    now.click();
+  });
+});
+// Nothing is swapped under an open confirmation (the registry refreshes every 2 s): the rows
+// it speaks of stay, and so does the control the focus goes back to.
+document.addEventListener("htmx:beforeRequest", (e) => {
+  if (dialog && dialog.open) e.preventDefault();
+});
+
 // A list with data-watch follows the configuration watch stream: each change refreshes it
 // (htmx "refresh" trigger), a burst of changes once.
 document.querySelectorAll("[data-watch]").forEach((el) => {
