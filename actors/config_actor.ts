@@ -11,7 +11,7 @@ import type { BackendStatus, MessageOf } from "./protocol.ts";
 import type { Collected } from "../lib/metrics.ts";
 import type { BackendProbe } from "../lib/backend.ts";
 import { log } from "../lib/log.ts";
-import { coalesce } from "../lib/async.ts";
+import { coalesce, settleWithin } from "../lib/async.ts";
 import { EntryCache, slotOf } from "../lib/config/cache.ts";
 import {
   changeEntry,
@@ -19,6 +19,7 @@ import {
   type EntryId,
   entryView,
   FRESH_MS,
+  FRESH_WAIT_MS,
   historyView,
   idKey,
 } from "../lib/config/model.ts";
@@ -134,7 +135,11 @@ export class ConfigActor {
       guard: this.#guard,
       secrets: b.secrets,
     };
-    this.reads = new ConfigReads({ ...shared, snapshot: this.#snapshot });
+    this.reads = new ConfigReads({
+      ...shared,
+      snapshot: this.#snapshot,
+      stale: () => this.stale,
+    });
     this.writes = new ConfigWrites({
       ...shared,
       channel: b.channel,
@@ -176,7 +181,10 @@ export class ConfigActor {
   async open(): Promise<void> {
     try {
       await this.#store.migrate();
+      const began = Date.now();
       this.#tailSeq = await this.#store.maxSeq();
+      // Caught up as of that read: nothing before it is missing from an empty cache.
+      this.#tailedAt = began;
       this.#guard.opened();
       void this.#l2.repair(this.#changes);
       this.#ctx.after(TAIL_MS, { type: "tail_tick" });
@@ -248,12 +256,14 @@ export class ConfigActor {
    */
   fresh(): Promise<void> | undefined {
     if (Date.now() - this.#tailedAt < FRESH_MS || !this.#guard.ready) return undefined;
-    return this.#tail();
+    // Bounded: a tail held up (by a lock a frozen replica holds) must not hold reads up with
+    // it; the answer is then marked stale (see `stale`).
+    return settleWithin(this.#tail(), FRESH_WAIT_MS);
   }
 
   /** Whether answers from the caches are to be marked stale (the store is failing). */
   get stale(): boolean {
-    return this.#guard.down;
+    return this.#guard.down || Date.now() - this.#tailedAt >= FRESH_MS;
   }
 
   /** When the last successful tail round began (Date.now()). */
@@ -275,12 +285,12 @@ export class ConfigActor {
           // a read here cannot fetch the older one from L2 and keep it (versions only rise).
           puts.push(this.#l2.putIfNewer(c, c.version, changeEntry(c)));
           const cur = this.#cache.peek(key);
-          // Our own writes are cached already at this version. Others' replace what is cached
-          // (not dropped: while the store is down, a dropped entry would be answered from the
-          // snapshot, older than what this replica answered before; found by the chaos run).
-          // Either way reads under way must not cache what they read before this change.
-          if (!cur) this.#cache.invalidate(key);
-          else if (cur.version < c.version) this.#cache.written(key, slotOf(changeEntry(c)));
+          // Our own writes are cached already at this version. Others' are cached as the tail
+          // read them, whether the key was cached or not: dropped, a read would answer what L2
+          // or (store down) the snapshot hold, which may be older than what this replica has
+          // seen or answered (found by the chaos run). Reads under way must not cache what
+          // they read before this change (`written` bumps the epoch).
+          if (!cur || cur.version < c.version) this.#cache.written(key, slotOf(changeEntry(c)));
         }
         this.#tailSeq = changes[changes.length - 1].seq;
         this.#l2.advance(prev, this.#tailSeq, puts);

@@ -23,14 +23,19 @@ export interface ReadDeps {
   secrets: SecretBox | null;
   /** Last-known-good entries, read while the store is unreachable. */
   snapshot?: ConfigSnapshot | null;
+  /** Whether cached answers are to be marked stale (default: the store is failing). */
+  stale?: () => boolean;
 }
 
-function notFound(id: EntryId): never {
-  throw new NotFoundError(
+/** `stale`: known absent from the caches while the store is failing (`X-Config-Stale`). */
+function notFound(id: EntryId, stale: boolean): never {
+  const e = new NotFoundError(
     `No configuration ${id.key} in ${id.environment}${
       id.service ? ` for ${id.service} or its global scope` : ""
     }`,
   );
+  if (stale) e.extra.stale = true;
+  throw e;
 }
 
 export class ConfigReads {
@@ -40,6 +45,7 @@ export class ConfigReads {
   readonly #guard: StoreGuard;
   readonly #secrets: SecretBox | null;
   readonly #snapshot: ConfigSnapshot | null;
+  readonly #stale: () => boolean;
 
   constructor(d: ReadDeps) {
     this.#store = d.store;
@@ -48,10 +54,11 @@ export class ConfigReads {
     this.#guard = d.guard;
     this.#secrets = d.secrets;
     this.#snapshot = d.snapshot ?? null;
+    this.#stale = d.stale ?? (() => d.guard.down);
   }
 
   #reply(slot: Slot): GetReply {
-    return { body: slot.body!, etag: slot.etag, stale: this.#guard.down };
+    return { body: slot.body!, etag: slot.etag, stale: this.#stale() };
   }
 
   /**
@@ -96,7 +103,7 @@ export class ConfigReads {
     if (!id.service || own !== undefined) {
       const g = cache.get(idKey(global));
       if (g?.body) return this.#reply(g);
-      if (g !== undefined) notFound(id);
+      if (g !== undefined) notFound(id, this.#stale());
     }
     return (async () => {
       if (id.service && own === undefined) {
@@ -105,7 +112,7 @@ export class ConfigReads {
       }
       const g = await this.load(global);
       if (g.body) return this.#reply(g);
-      notFound(id);
+      notFound(id, this.#stale());
     })();
   }
 
@@ -117,7 +124,7 @@ export class ConfigReads {
     const run = this.#guard.run.bind(this.#guard);
     let e = id.service ? await run(() => this.#store.get(id)) : undefined;
     e ??= await run(() => this.#store.get({ ...id, service: "" }));
-    if (!e) notFound(id);
+    if (!e) notFound(id, false);
     const view = entryView(e, true);
     if (e.secret && e.value !== null) {
       if (!this.#secrets) throw new Error("secret entry but no encryption key loaded");

@@ -136,6 +136,9 @@ export function serializeError(err: unknown): SerializedError {
       fields: { actor: err.actor, timeoutMs: err.timeoutMs },
     };
   }
+  if (err instanceof NotFoundError && err.extra.stale === true) {
+    return { name: err.name, message: err.message, fields: { stale: true } };
+  }
   if (err instanceof DomainError) return { name: err.name, message: err.message };
   if (err instanceof Error) return { name: "Error", message: err.message };
   return { name: "Error", message: String(err) };
@@ -147,8 +150,11 @@ export function deserializeError(e: SerializedError): Error {
   switch (e.name) {
     case "ValidationError":
       return new ValidationError(f.errors as FieldError[], e.message);
-    case "NotFoundError":
-      return new NotFoundError(e.message);
+    case "NotFoundError": {
+      const nf = new NotFoundError(e.message);
+      if (f.stale === true) nf.extra.stale = true;
+      return nf;
+    }
     case "ConflictError":
       return new ConflictError(e.message);
     case "PreconditionFailedError":

@@ -12,12 +12,14 @@ import type { GetReply } from "../actors/config_protocol.ts";
 import type { Settings } from "../lib/settings.ts";
 import {
   ForbiddenError,
+  NotFoundError,
   PayloadTooLargeError,
   PreconditionFailedError,
   ValidationError,
 } from "../lib/errors.ts";
 import { sseFrame, type WatchFilter, type WatchHub } from "../lib/config/watch_hub.ts";
 import { jsonContent, problemResponses } from "./openapi.ts";
+import { errorToProblem, problemResponse } from "../lib/problem.ts";
 import type { EntryId } from "../lib/config/model.ts";
 import { MAX_JSON_DEPTH, nestedDeeperThan } from "../lib/json.ts";
 
@@ -477,7 +479,12 @@ function getEntry(r: Router, x: Ctx): void {
     // A hot key is answered on this thread, synchronously; otherwise the actor answers.
     const near = x.config.getNear(entryId);
     if (near) return getResponse(near, inm);
-    return x.config.get({ id: entryId }).then((res) => getResponse(res, inm));
+    return x.config.get({ id: entryId }).then((res) => getResponse(res, inm), (err) => {
+      // "Not found" from the caches while the store is failing may be old, as a 200 may.
+      if (!(err instanceof NotFoundError) || err.extra.stale !== true) throw err;
+      const p = errorToProblem(err, { instance: c.req.path, requestId: c.env?.requestId ?? "" });
+      return problemResponse(p, { "x-config-stale": "true" });
+    });
   });
 }
 

@@ -18,7 +18,12 @@ import {
 import { OutboxRelay, RELAY_MS } from "../lib/config/outbox_relay.ts";
 import { SqliteConfigStore } from "../lib/config/sqlite_store.ts";
 import { openSqlite } from "../lib/backends/sqlite.ts";
-import { BackendUnavailableError, NotFoundError } from "../lib/errors.ts";
+import {
+  BackendUnavailableError,
+  deserializeError,
+  NotFoundError,
+  serializeError,
+} from "../lib/errors.ts";
 import { embeddedSettings, tempDir } from "./_helpers.ts";
 
 /** A context that records events and self-messages; deferred and exclusive work runs now. */
@@ -329,6 +334,40 @@ Deno.test("a reconnect of the invalidation channel keeps the cache (the tail kee
     const got = await actor.reads.get(id);
     assert.equal(JSON.parse(got.body).version, 1, "still answered from the cache");
     assert.ok(rec.scheduled.some((s) => s.type === "tail"), "the reconnect asks for a tail");
+  } finally {
+    down = false;
+    rec.abort.abort();
+    await actor.stop();
+  }
+});
+
+Deno.test("a known absence answered while the store is failing is a stale 404", async () => {
+  const rec = recordingContext();
+  const backends = await openConfigBackends(rec.ctx.settings);
+  let down = false;
+  const store = new Proxy(backends.store, {
+    get(target, p) {
+      const v = Reflect.get(target, p, target);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) =>
+        down ? Promise.reject(new Error("connection refused")) : v.apply(target, args);
+    },
+  });
+  const actor = new ConfigActor(rec.ctx, { ...backends, store });
+  await actor.start();
+  try {
+    const fresh = await (async () => await actor.reads.get(id))().catch((e) => e);
+    assert.ok(fresh instanceof NotFoundError);
+    assert.equal(fresh.extra.stale, undefined, "the store answered: not stale");
+    down = true;
+    await actor.tail(); // fails: the store is failing now
+    const old = await (async () => await actor.reads.get(id))().catch((e) => e);
+    assert.ok(old instanceof NotFoundError, String(old));
+    assert.equal(old.extra.stale, true, "known absent from the cache, store failing");
+    // Across the worker boundary too.
+    const back = deserializeError(serializeError(old));
+    assert.ok(back instanceof NotFoundError);
+    assert.equal((back as NotFoundError).extra.stale, true);
   } finally {
     down = false;
     rec.abort.abort();

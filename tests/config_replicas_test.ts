@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { serverTest, sleep } from "./_helpers.ts";
 import { spawnService } from "./_process.ts";
 import { killService, stackChildEnv, tempDatabase } from "./_pg.ts";
+import { createPostgres } from "../lib/backends/postgres.ts";
 
 const KEY = "replicas.paused";
 
@@ -69,6 +70,36 @@ serverTest(
     } finally {
       await killService(a);
       await killService(b);
+      await db.drop();
+    }
+  },
+);
+
+serverTest(
+  "configuration replicas",
+  ["DATABASE_URL"],
+  "a transaction left idle (its replica frozen) is ended by the server, releasing its locks",
+  async () => {
+    const db = await tempDatabase();
+    const frozen = createPostgres(db.url, { max: 1 });
+    const other = createPostgres(db.url, { max: 1 });
+    try {
+      const [{ t }] =
+        await frozen`SELECT current_setting('idle_in_transaction_session_timeout') AS t`;
+      assert.equal(t, "2s");
+      const conn = await frozen.reserve();
+      await conn`BEGIN`;
+      await conn`SELECT pg_advisory_xact_lock(4242)`;
+      // The holder sends nothing more, as a SIGSTOPped replica would not.
+      const [{ got }] = await other`SELECT pg_try_advisory_lock(4242) AS got`;
+      assert.equal(got, false, "held while its transaction is open");
+      await sleep(2_600);
+      const [{ again }] = await other`SELECT pg_try_advisory_lock(4242) AS again`;
+      assert.equal(again, true, "released once the server ended the idle transaction");
+      conn.release();
+    } finally {
+      await frozen.end({ timeout: 1 }).catch(() => {});
+      await other.end({ timeout: 1 }).catch(() => {});
       await db.drop();
     }
   },

@@ -32,6 +32,11 @@ export function createPostgres(url: string, opts: PostgresOptions = {}): Sql {
     max_pipeline: 1,
     idle_timeout: 60,
     onnotice: () => {},
+    // A replica frozen (SIGSTOP, a VM pause) inside a transaction holds its locks (the change
+    // log's sequencer lock) until the server ends the transaction: every other replica's
+    // writes waited for it and answered 503 (found by the chaos run). Ours never sit idle
+    // inside a transaction, so 2 s is ample, and below the 4 s bound on a store call.
+    connection: { idle_in_transaction_session_timeout: 2000 },
     onclose: (connId: number) => reservations.closed(connId),
   } as postgres.Options<Record<string, never>>);
   const reserve = sql.reserve;

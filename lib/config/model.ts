@@ -361,3 +361,5 @@ export function eventView(c: StoredChange) {
  * holds every write another replica acknowledged more than this long before it.
  */
 export const FRESH_MS = 750;
+/** How long a read waits for a tail round past FRESH_MS before answering stale, ms. */
+export const FRESH_WAIT_MS = 300;
