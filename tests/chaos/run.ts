@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { log } from "../../lib/log.ts";
 import { rid, tempDatabase, tempTopic } from "../_pg.ts";
+import { tempDir } from "../_helpers.ts";
 import { dropBasePath, openZk } from "../_zk.ts";
 import { rollout, UnleashAdmin } from "../_unleash.ts";
 import { check, formatReport } from "./checker.ts";
@@ -450,8 +451,8 @@ async function chaosRun(o: RunOptions): Promise<number> {
     const admin = new UnleashAdmin();
     cleanups.push(["unleash flags", () => admin.cleanup()]);
     const { flags, toggle } = await createFlags(admin);
-    const dataDir = await Deno.makeTempDir({ prefix: "chaos-data-" });
-    cleanups.push(["data dir", () => Deno.remove(dataDir, { recursive: true })]);
+    // Removed when the run ends (tests/_helpers.ts), like every temporary path of the tests.
+    const dataDir = tempDir("chaos-data-");
     const instances = instanceServer();
     cleanups.push(["instance server", () => instances.server.shutdown()]);
     checkpoint();
