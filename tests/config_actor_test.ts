@@ -59,6 +59,20 @@ async function startActor(over: Partial<ConfigBackends> = {}) {
   };
 }
 
+/** `store` whose every call fails while `switch.down` is true, as when its server is gone. */
+function switchable<T extends object>(store: T): { store: T; switch: { down: boolean } } {
+  const sw = { down: false };
+  const proxy = new Proxy(store, {
+    get(target, p) {
+      const v = Reflect.get(target, p, target);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) =>
+        sw.down ? Promise.reject(new Error("connection refused")) : v.apply(target, args);
+    },
+  });
+  return { store: proxy, switch: sw };
+}
+
 const id = { environment: "development", service: "", key: "model_path" };
 const write = { id, value: '"/models/a"', secret: false, description: null, by: "test" };
 
@@ -277,18 +291,8 @@ Deno.test("another replica's change replaces the cached entry, so a store outage
   const rec = recordingContext();
   const backends = await openConfigBackends(rec.ctx.settings);
   const store = backends.store;
-  let down = false;
-  const failing = new Proxy(store, {
-    get(target, p) {
-      const v = Reflect.get(target, p, target);
-      if (typeof v !== "function") return v;
-      return (...args: unknown[]) => {
-        if (down) return Promise.reject(new Error("connection refused"));
-        return v.apply(target, args);
-      };
-    },
-  });
-  const actor = new ConfigActor(rec.ctx, { ...backends, store: failing });
+  const failing = switchable(store);
+  const actor = new ConfigActor(rec.ctx, { ...backends, store: failing.store });
   await actor.start();
   try {
     await actor.writes.create(write);
@@ -296,11 +300,11 @@ Deno.test("another replica's change replaces the cached entry, so a store outage
     // Another replica's update, seen by this actor's tail.
     await store.write({ kind: "update", id, value: '"/models/b"', secret: false, by: "other" });
     await actor.tail();
-    down = true;
+    failing.switch.down = true;
     const got = await actor.reads.get(id);
     assert.equal(JSON.parse(got.body).version, 2, "the tail's version, from the cache");
   } finally {
-    down = false;
+    failing.switch.down = false;
     rec.abort.abort();
     await actor.stop();
   }
@@ -315,27 +319,19 @@ Deno.test("a reconnect of the invalidation channel keeps the cache (the tail kee
     listen: (h: typeof handlers) => handlers = h,
     close: async () => {},
   };
-  let down = false;
-  const store = new Proxy(backends.store, {
-    get(target, p) {
-      const v = Reflect.get(target, p, target);
-      if (typeof v !== "function") return v;
-      return (...args: unknown[]) =>
-        down ? Promise.reject(new Error("connection refused")) : v.apply(target, args);
-    },
-  });
+  const { store, switch: failing } = switchable(backends.store);
   const actor = new ConfigActor(rec.ctx, { ...backends, store, channel });
   await actor.start();
   try {
     await actor.writes.create(write);
-    down = true;
+    failing.down = true;
     // Redis came back during a store outage.
     handlers!.reconnected();
     const got = await actor.reads.get(id);
     assert.equal(JSON.parse(got.body).version, 1, "still answered from the cache");
     assert.ok(rec.scheduled.some((s) => s.type === "tail"), "the reconnect asks for a tail");
   } finally {
-    down = false;
+    failing.down = false;
     rec.abort.abort();
     await actor.stop();
   }
@@ -344,22 +340,14 @@ Deno.test("a reconnect of the invalidation channel keeps the cache (the tail kee
 Deno.test("a known absence answered while the store is failing is a stale 404", async () => {
   const rec = recordingContext();
   const backends = await openConfigBackends(rec.ctx.settings);
-  let down = false;
-  const store = new Proxy(backends.store, {
-    get(target, p) {
-      const v = Reflect.get(target, p, target);
-      if (typeof v !== "function") return v;
-      return (...args: unknown[]) =>
-        down ? Promise.reject(new Error("connection refused")) : v.apply(target, args);
-    },
-  });
+  const { store, switch: failing } = switchable(backends.store);
   const actor = new ConfigActor(rec.ctx, { ...backends, store });
   await actor.start();
   try {
     const fresh = await (async () => await actor.reads.get(id))().catch((e) => e);
     assert.ok(fresh instanceof NotFoundError);
     assert.equal(fresh.extra.stale, undefined, "the store answered: not stale");
-    down = true;
+    failing.down = true;
     await actor.tail(); // fails: the store is failing now
     const old = await (async () => await actor.reads.get(id))().catch((e) => e);
     assert.ok(old instanceof NotFoundError, String(old));
@@ -369,7 +357,7 @@ Deno.test("a known absence answered while the store is failing is a stale 404", 
     assert.ok(back instanceof NotFoundError);
     assert.equal((back as NotFoundError).extra.stale, true);
   } finally {
-    down = false;
+    failing.down = false;
     rec.abort.abort();
     await actor.stop();
   }

@@ -559,13 +559,6 @@ export function instanceView(i: Instance) {
  * registry, and `discover`'s answer stays as it was.
  */
 export function discoverView(i: Instance) {
-  return {
-    instance_id: i.instance_id,
-    service_url: i.service_url,
-    health_check_url: i.health_check_url,
-    status: i.status,
-    last_health_check: i.last_health_check,
-    metadata: i.metadata,
-    source: i.source ?? ("api" as const),
-  };
+  const { last_check_latency_ms: _latency, ...view } = instanceView(i);
+  return view;
 }
