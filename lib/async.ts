@@ -33,3 +33,21 @@ export async function settleWithin(p: Promise<unknown>, ms: number): Promise<voi
   ]);
   clearTimeout(timer);
 }
+
+/**
+ * `fn()`, or a rejection with "no answer within `ms` ms" when it takes longer (`fn` is not
+ * cancelled: its late result is ignored).
+ */
+export async function withinMs<T>(fn: () => Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      fn(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -5,6 +5,7 @@
  */
 import { BackendUnavailableError, DomainError } from "../errors.ts";
 import { log } from "../log.ts";
+import { withinMs } from "../async.ts";
 
 export class StoreGuard {
   readonly #timeoutMs: number;
@@ -58,17 +59,8 @@ export class StoreGuard {
         "Configuration store unavailable: not reachable since start (retrying)",
       );
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const out = await Promise.race([
-        fn(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no answer within ${this.#timeoutMs} ms`)),
-            this.#timeoutMs,
-          );
-        }),
-      ]);
+      const out = await withinMs(fn, this.#timeoutMs);
       this.report(false);
       return out;
     } catch (err) {
@@ -77,8 +69,6 @@ export class StoreGuard {
       const msg = err instanceof Error ? err.message : String(err);
       log.warn("config store call failed", { error: msg });
       throw new BackendUnavailableError("storage", `Configuration store unavailable: ${msg}`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

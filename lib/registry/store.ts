@@ -8,6 +8,7 @@ import type { DatabaseSync } from "node:sqlite";
 import type { Sql } from "../backends/postgres.ts";
 import type { Instance, InstanceStatus } from "./model.ts";
 import { BackendUnavailableError, DomainError } from "../errors.ts";
+import { withinMs } from "../async.ts";
 
 /** What a health outcome or a heartbeat changes in a record. */
 export type HealthFields = Pick<
@@ -319,23 +320,12 @@ export class PostgresRegistryStore implements RegistryStore {
  */
 export function guardedStore(store: RegistryStore, timeoutMs: number): RegistryStore {
   const run = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      return await Promise.race([
-        fn(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no answer within ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-      ]);
+      return await withinMs(fn, timeoutMs);
     } catch (err) {
       if (err instanceof DomainError) throw err;
       const msg = err instanceof Error ? err.message : String(err);
       throw new BackendUnavailableError("storage", `Registry store unavailable (${what}): ${msg}`);
-    } finally {
-      clearTimeout(timer);
     }
   };
   const changes = store.changes?.bind(store);
