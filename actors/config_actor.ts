@@ -290,7 +290,9 @@ export class ConfigActor {
           // or (store down) the snapshot hold, which may be older than what this replica has
           // seen or answered (found by the chaos run). Reads under way must not cache what
           // they read before this change (`written` bumps the epoch).
-          if (!cur || cur.version < c.version) this.#cache.written(key, slotOf(changeEntry(c)));
+          if (!cur || cur.version < c.version) {
+            this.#cache.written(key, slotOf(changeEntry(c), c.version));
+          }
         }
         this.#tailSeq = changes[changes.length - 1].seq;
         this.#l2.advance(prev, this.#tailSeq, puts);

@@ -89,7 +89,7 @@ export class ConfigWrites {
     // within the pool's connect timeout.
     const res = await d.guard.run(() => d.store.write(op));
     const { change } = res;
-    d.cache.written(idKey(op.id), slotOf(res.entry));
+    d.cache.written(idKey(op.id), slotOf(res.entry, change.version));
     void d.l2.putIfNewer(op.id, change.version, res.entry);
     d.channel.publish(change.seq);
     d.committed(change.seq);

@@ -287,6 +287,66 @@ Deno.test("a read that began before this actor's own write never caches the olde
   }
 });
 
+for (const kind of ["update", "delete"] as const) {
+  Deno.test(`an own ${kind} answered after the tail cached another replica's later write does not replace it`, async () => {
+    const rec = recordingContext();
+    const backends = await openConfigBackends(rec.ctx.settings);
+    const store = backends.store;
+    // Writes commit at once; while `hold` is set their answer waits for it.
+    let hold: Promise<void> | null = null;
+    let committed = () => {};
+    const held = new Proxy(store, {
+      get(target, p) {
+        if (p === "write") {
+          return async (op: Parameters<typeof store.write>[0]) => {
+            const res = await store.write(op);
+            if (hold) {
+              committed();
+              await hold;
+            }
+            return res;
+          };
+        }
+        const v = Reflect.get(target, p, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const actor = new ConfigActor(rec.ctx, { ...backends, store: held });
+    await actor.start();
+    try {
+      await actor.writes.create(write);
+      let release = () => {};
+      hold = new Promise((r) => release = r);
+      const wasCommitted = new Promise<void>((r) => committed = r);
+      const mine = kind === "update"
+        ? actor.writes.update({ id, value: '"/models/mine"', secret: false, by: "test" })
+        : actor.writes.delete({ id, by: "test" });
+      await wasCommitted; // version 2 is committed, its answer held
+      hold = null;
+      // Another replica writes version 3; this actor's tail caches it before its own answer.
+      const other = kind === "update"
+        ? await store.write({
+          kind: "update",
+          id,
+          value: '"/models/other"',
+          secret: false,
+          by: "o",
+        })
+        : await store.write({ kind: "create", ...write, value: '"/models/other"', by: "o" });
+      assert.equal(other.entry?.version, 3);
+      await actor.tail();
+      release();
+      assert.equal((await mine).entry.version, 2);
+      const got = await actor.reads.get(id);
+      assert.equal(JSON.parse(got.body).version, 3, "the later version stays cached");
+      assert.equal(got.stale, false);
+    } finally {
+      rec.abort.abort();
+      await actor.stop();
+    }
+  });
+}
+
 Deno.test("another replica's change replaces the cached entry, so a store outage cannot answer an older one", async () => {
   const rec = recordingContext();
   const backends = await openConfigBackends(rec.ctx.settings);

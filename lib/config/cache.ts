@@ -18,9 +18,13 @@ export interface Slot {
   secret: boolean;
 }
 
-/** The slot for an entry as read or written (null: known absent). */
-export function slotOf(e: StoredEntry | null): Slot {
-  if (!e) return { body: null, value: "null", etag: "", version: 0, secret: false };
+/**
+ * The slot for an entry as read or written (null: known absent). `absentAt`: the version of
+ * the deletion that made it absent, when known (a write or a change); a store read of a
+ * missing entry does not know it (0).
+ */
+export function slotOf(e: StoredEntry | null, absentAt = 0): Slot {
+  if (!e) return { body: null, value: "null", etag: "", version: absentAt, secret: false };
   return {
     body: JSON.stringify(entryView(e, true)),
     value: e.secret ? JSON.stringify(MASK) : e.value,
@@ -82,13 +86,17 @@ export class EntryCache {
   }
 
   /**
-   * Caches what this actor just wrote. Also an invalidation for reads under way: one that
-   * began before the write and ends after it read the older version and must not cache it
-   * (found by the chaos run: the writer answered the version before its own acknowledged write).
+   * Caches what this actor just wrote, or a change the tail read, unless a newer version is
+   * cached already: a write's reply can come back after the tail cached another replica's
+   * later write to the same id, and caching the reply over it answered the older version
+   * (or a 404 for a delete) without `X-Config-Stale` until the id changed again (found by the
+   * chaos run). Also an invalidation for reads under way: one that began before the write and
+   * ends after it read the older version and must not cache it.
    */
   written(key: string, slot: Slot): void {
     this.epoch++;
-    this.set(key, slot);
+    const cur = this.#map.get(key);
+    if (cur === undefined || cur.version <= slot.version) this.set(key, slot);
   }
 
   /** Drops one id (another replica changed it). */
