@@ -106,6 +106,7 @@ import {
   readHistory,
   type RegistryOp,
   type Replica,
+  type ReplicaExit,
   type RunStart,
   type SseConnect,
   type SseEvent,
@@ -203,6 +204,9 @@ const BACKEND_OF: Partial<Record<FaultKind, Backend>> = {
   "stop-unleash": "unleash",
 };
 
+/** How long before the harness saw a replica's exit the process may have ended, ms. */
+const EXIT_SEEN_MS = 250;
+
 /** An operation with an outcome (what rule 7 and the operation table look at). */
 type Op = ConfigWrite | ConfigRead | ConfigBulk | SseConnect | RegistryOp | FlagEval | OtherOp;
 
@@ -237,7 +241,9 @@ interface Index {
   registry: RegistryOp[];
   finalRegistry: Map<string, FinalRegistry>;
   flags: FlagEval[];
+  /** Fault windows, and one per replica that exited unasked (`replica-exit`). */
   windows: Window[];
+  exits: ReplicaExit[];
 }
 
 type Change = "create" | "update" | "delete" | "rollback";
@@ -351,6 +357,7 @@ function index(records: HistoryRecord[], opts: CheckOptions): Index {
     finalRegistry: new Map(),
     flags: [],
     windows: [],
+    exits: [],
   };
   const key = (environment: string, k: string): KeyModel => {
     const id = keyId(environment, k);
@@ -419,6 +426,18 @@ function index(records: HistoryRecord[], opts: CheckOptions): Index {
         break;
       case "fault.end":
         ends.set(r.fault_id, r);
+        break;
+      case "replica.exit":
+        // Requests through it fail from the moment it ended, which the harness sees a moment
+        // later: the window opens EXIT_SEEN_MS before.
+        h.exits.push(r);
+        h.windows.push({
+          fault: "replica-exit",
+          target: r.replica,
+          start: r.t0 - EXIT_SEEN_MS,
+          end: r.t1,
+          records: [r.i],
+        });
         break;
     }
   }
@@ -1242,6 +1261,23 @@ function checkAvailability(h: Index): Anomaly[] {
   return out;
 }
 
+/**
+ * A replica that ended without a kill or stop of the nemesis: a crash, or a signal from
+ * outside the run. Each is an anomaly; what failed through it meanwhile is not reported again.
+ */
+function checkExits(h: Index): Anomaly[] {
+  return h.exits.map((e) => ({
+    rule: 7,
+    name: "replica-exit",
+    message: `replica ${e.replica} exited unasked (${e.signal ?? `exit code ${e.code}`}) at ${
+      (e.t0 / 1000).toFixed(1)
+    } s; ${
+      e.restarted ? `answering again after ${Math.round(e.t1 - e.t0)} ms` : "never started again"
+    }`,
+    records: [e.i],
+  }));
+}
+
 function measureUnavailability(h: Index): Unavailability[] {
   const kinds = groupBy(h.ops, (op) => op.kind);
   for (const ops of kinds.values()) ops.sort((x, y) => x.t1 - y.t1);
@@ -1330,6 +1366,7 @@ export function check(records: HistoryRecord[], opts: CheckOptions = {}): Report
     ...checkRegistry(h),
     ...checkFlags(h),
     ...checkAvailability(h),
+    ...checkExits(h),
   ];
   return {
     operations: countOperations(records),

@@ -18,6 +18,7 @@ import type {
   Outcome,
   RegistryOp,
   Replica,
+  ReplicaExit,
   RunEnd,
   RunStart,
   SseConnect,
@@ -1008,4 +1009,31 @@ Deno.test("check() finds a connection failure while the replica was up", () => {
     error: "connection reset",
   });
   assertOnly(check(r.records), 7, "unexplained-failure");
+});
+
+Deno.test("check() reports a replica that exited unasked once, not each request failed by it", () => {
+  const r = baseline();
+  r.flag(16_000, "b", { error: "connection refused" });
+  r.registry("registry.heartbeat", 16_100, "b", "ttl", "ttl-1", {
+    outcome: "info",
+    error: "connection reset",
+  });
+  const e = r.add<ReplicaExit>({
+    kind: "replica.exit",
+    t0: 15_900,
+    t1: 16_500,
+    replica: "b",
+    code: 137,
+    signal: "SIGKILL",
+    restarted: true,
+  });
+  const report = check(r.records);
+  assert.deepEqual(report.anomalies.map((a) => a.name), ["replica-exit"], formatReport(report));
+  assert.equal(report.anomalies[0].rule, 7);
+  assert.deepEqual(report.anomalies[0].records, [e.i]);
+  assert.match(
+    report.anomalies[0].message,
+    /replica b exited unasked \(SIGKILL\) at 15\.9 s; answering again after 600 ms/,
+  );
+  assert.ok(report.faults.some((f) => f.fault === "replica-exit" && f.count === 1));
 });

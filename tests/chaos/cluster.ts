@@ -27,7 +27,8 @@ export function freePort(): number {
 }
 
 /** Where one replica stands, as the nemesis left it. */
-export type ReplicaState = "stopped" | "up" | "killed" | "paused";
+/** `exited`: it ended without being asked to (see {@link ReplicaProcess.onUnaskedExit}). */
+export type ReplicaState = "stopped" | "up" | "killed" | "paused" | "exited";
 
 /**
  * One replica. `start()` spawns it (again) with the same environment and port; `kill()`
@@ -42,8 +43,15 @@ export class ReplicaProcess {
   readonly #env: Record<string, string>;
   #child: Deno.ChildProcess | null = null;
   #state: ReplicaState = "stopped";
+  /** Whether the current process was told to end (kill, stop). */
+  #asked = false;
   /** Times the replica was spawned (1 after the first start). */
   starts = 0;
+  /**
+   * Called when the process, once up (or paused), ends without a kill or stop of ours: a
+   * crash, or a signal from elsewhere. The state is `exited` then; nothing restarts it here.
+   */
+  onUnaskedExit?: (status: Deno.CommandStatus) => void;
 
   constructor(opts: { name: Replica; port: number; logFile: string; env: Record<string, string> }) {
     this.name = opts.name;
@@ -102,6 +110,7 @@ export class ReplicaProcess {
 
   /** SIGKILL, and waits until the process is gone (its port is free again). */
   async kill(): Promise<void> {
+    this.#asked = true;
     this.#signal("SIGKILL");
     this.#state = "killed";
     await this.#child?.status;
@@ -126,6 +135,7 @@ export class ReplicaProcess {
   async stop(graceMs = 15_000): Promise<void> {
     const child = this.#child;
     if (!child) return;
+    this.#asked = true;
     this.#signal("SIGCONT");
     this.#signal("SIGTERM");
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -150,6 +160,14 @@ export class ReplicaProcess {
       stderr: "null",
     }).spawn();
     this.starts++;
+    this.#asked = false;
+    const child = this.#child;
+    child.status.then((s) => {
+      if (this.#child !== child || this.#asked) return;
+      if (this.#state !== "up" && this.#state !== "paused") return;
+      this.#state = "exited";
+      this.onUnaskedExit?.(s);
+    });
   }
 
   #signal(sig: Deno.Signal): void {
@@ -212,7 +230,7 @@ export class Cluster {
   async heal(): Promise<void> {
     for (const r of Object.values(this.replicas)) {
       if (r.state === "paused") r.resume();
-      if (r.state === "killed") await r.start();
+      if (r.state === "killed" || r.state === "exited") await r.start();
     }
   }
 

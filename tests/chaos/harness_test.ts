@@ -1,8 +1,13 @@
 /**
- * The chaos harness's pure parts: SSE frame parsing, the seeded random source, which faults may
- * overlap, and the command line. (The run itself needs the stack: `deno task chaos`.)
+ * The chaos harness's parts: SSE frame parsing, the seeded random source, which faults may
+ * overlap, the command line, and how a replica's unasked exit is told from a kill of ours (on
+ * an embedded replica). The run itself needs the stack: `deno task chaos`.
  */
 import assert from "node:assert/strict";
+import { freePort, ReplicaProcess } from "./cluster.ts";
+import { BACKEND_VARS, tempDir } from "../_helpers.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 import { abortableSleep, parseFrame, Rng } from "./workload.ts";
 import { conflicts } from "./nemesis.ts";
 import { parseOptions } from "./run.ts";
@@ -93,4 +98,33 @@ Deno.test("parseOptions() refuses a short or non-numeric duration, a bad seed, u
   assert.throws(() => parseOptions(["--seed", "-1"]), /--seed/);
   assert.throws(() => parseOptions(["--seed", "1.5"]), /--seed/);
   assert.throws(() => parseOptions(["--bogus"]), /bogus/);
+});
+
+Deno.test("ReplicaProcess reports an exit it did not ask for, and not its own kill", async () => {
+  const dir = tempDir("cs-chaos-exit-");
+  const env: Record<string, string> = {
+    DATA_DIR: dir,
+    SERVICE_REGISTRY_ENABLED: "false",
+    LOG_LEVEL: "WARNING",
+  };
+  for (const v of BACKEND_VARS) env[v] = ""; // embedded backends, whatever the stack is
+  const r = new ReplicaProcess({ name: "a", port: freePort(), logFile: `${dir}/a.log`, env });
+  const exits: Deno.CommandStatus[] = [];
+  r.onUnaskedExit = (s) => exits.push(s);
+  try {
+    await r.start(60_000);
+    Deno.kill(r.pid!, "SIGKILL"); // from outside the harness
+    for (let i = 0; i < 100 && exits.length === 0; i++) await sleep(50);
+    assert.equal(exits.length, 1);
+    assert.equal(exits[0].signal, "SIGKILL");
+    assert.equal(r.state, "exited");
+    await r.start(60_000);
+    assert.equal(r.state, "up");
+    await r.kill();
+    await sleep(200);
+    assert.equal(exits.length, 1, "a kill of the harness's own is not reported");
+    assert.equal(r.state, "killed");
+  } finally {
+    await r.stop();
+  }
 });

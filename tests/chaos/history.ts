@@ -165,6 +165,8 @@ export interface OtherOp extends Base {
 
 export type FaultKind =
   | "kill-replica"
+  /** Not a fault of the nemesis: a replica that exited unasked (see {@link ReplicaExit}). */
+  | "replica-exit"
   | "pause-replica"
   | "stop-postgres"
   | "stop-redis"
@@ -186,6 +188,19 @@ export interface FaultEnd extends Base {
   fault: FaultKind;
   target?: Replica;
   fault_id: number;
+}
+
+/**
+ * A replica exited without being asked (`t0`, when the harness saw it) and was started again
+ * (`t1`, when it answered `/live` again; the run's end when it never did). A container's
+ * restart policy would do the same; the checker reports each exit as an anomaly.
+ */
+export interface ReplicaExit extends Base {
+  kind: "replica.exit";
+  replica: Replica;
+  code: number;
+  signal: string | null;
+  restarted: boolean;
 }
 
 /** After recovery: each key read through each replica, and its full history. */
@@ -247,6 +262,7 @@ export type HistoryRecord =
   | OtherOp
   | FaultStart
   | FaultEnd
+  | ReplicaExit
   | FinalRead
   | FinalHistory
   | FinalRegistry;

@@ -82,6 +82,8 @@ export class Nemesis {
   readonly #o: NemesisOptions;
   readonly #active = new Map<number, Active>();
   readonly #healing = new Map<number, Promise<void>>();
+  /** Targets kept free of faults while the harness restarts them ({@link hold}). */
+  readonly #held: string[] = [];
   #nextId = 0;
   /** Faults begun, by kind. */
   readonly begun: Partial<Record<FaultKind, number>> = {};
@@ -105,6 +107,20 @@ export class Nemesis {
     const results = await Promise.allSettled(lanes);
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /**
+   * Keeps new faults off replica `target` while `fn` runs: the harness starts a replica that
+   * exited unasked again, and a kill or pause of it meanwhile would race that start.
+   */
+  async hold<T>(target: Replica, fn: () => Promise<T>): Promise<T> {
+    const what = targetOf("kill-replica", target);
+    this.#held.push(what);
+    try {
+      return await fn();
+    } finally {
+      this.#held.splice(this.#held.indexOf(what), 1);
+    }
   }
 
   /** Heals every fault still active (after a failed heal or an abort); throws if one stays. */
@@ -133,7 +149,8 @@ export class Nemesis {
         : rng.int(5_000, 15_000);
       const gap = rng.int(3_000, 8_000);
       const what = targetOf(fault, target);
-      if ([...this.#active.values()].some((a) => conflicts(a.what, what))) {
+      const taken = [...[...this.#active.values()].map((a) => a.what), ...this.#held];
+      if (taken.some((t) => conflicts(t, what))) {
         // The other lane holds this target: draw again after a short wait.
         if (!(await abortableSleep(1_000, signal))) return;
         continue;

@@ -29,6 +29,7 @@ import {
   HistoryWriter,
   readHistory,
   type Replica,
+  type ReplicaExit,
   type RunEnd,
   type RunStart,
 } from "./history.ts";
@@ -534,6 +535,36 @@ async function chaosRun(o: RunOptions): Promise<number> {
       sessionTimeoutMs: SESSION_TIMEOUT_S * 1000,
       log: (line) => say(line, now),
     });
+    // A replica that exits unasked is started again, as a restart policy would, with no fault
+    // put on it meanwhile; the exit goes into the history, where the checker reports it.
+    const restarts: Promise<void>[] = [];
+    for (const r of ["a", "b"] as const) {
+      const replica = cluster.get(r);
+      const [n, h] = [nemesis, history];
+      replica.onUnaskedExit = (s) => {
+        const t0 = now();
+        const how = s.signal ?? `exit code ${s.code}`;
+        say(`replica ${r} exited unasked (${how}); starting it again`, now);
+        restarts.push(
+          n.hold(r, () => replica.start()).then(() => true, (err) => {
+            say(`replica ${r} did not start again: ${(err as Error).message}`, now);
+            return false;
+          }).then((restarted) => {
+            try {
+              h.write<ReplicaExit>({
+                kind: "replica.exit",
+                t0,
+                t1: now(),
+                replica: r,
+                code: s.code,
+                signal: s.signal ?? null,
+                restarted,
+              });
+            } catch { /* the run was interrupted and its history closed */ }
+          }),
+        );
+      };
+    }
     say("workload and nemesis running", now);
     const stopNemesis = new AbortController();
     faults = nemesis.run(AbortSignal.any([stopNemesis.signal, interrupt.signal]));
@@ -545,6 +576,7 @@ async function chaosRun(o: RunOptions): Promise<number> {
     stopNemesis.abort();
     await faults;
     await nemesis.healAll();
+    await Promise.all(restarts);
     await cluster.heal();
     await ensureStackUp();
     const recovered = await waitRecovered(cluster, 120_000);
