@@ -150,7 +150,7 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       if (fast) return finish(fast, true);
       const listed = registryGet?.(r.route, r.path);
       if (listed) return finish(listed);
-    } else if (req.body !== null && req.method !== "HEAD") {
+    } else if (req.method !== "HEAD" && hasBody(req)) {
       // Every body is read here, within its limits, once the route has let the caller in;
       // the routes get it as text (Hono re-reads it from the new Request).
       const answer = r.route?.startsWith("/ofrep/") ? ofrepRefusal(r.route, r.path) : undefined;
@@ -472,6 +472,15 @@ function routePattern(path: string): RegExp {
     patterns.set(path, re);
   }
   return re;
+}
+
+/**
+ * Whether a request has a body, from its framing headers when it has them: `req.body` makes
+ * the body's stream, which costs a small body's read its fast path (lib/http/body.ts).
+ */
+function hasBody(req: Request): boolean {
+  const h = req.headers;
+  return h.has("content-length") || h.has("transfer-encoding") || req.body !== null;
 }
 
 /** The client's address from Deno.serve's connection info, when the request has one. */

@@ -98,12 +98,48 @@ Deno.test("BodyReader answers 408 with connection: close when no byte arrives fo
 });
 
 Deno.test("BodyReader keeps reading a body whose bytes keep arriving within the idle timeout", async () => {
-  await withServer({ idleTimeoutMs: 3000 }, async ({ port }) => {
-    const parts = Array.from({ length: 8 }, () => [{ pauseMs: 150 }, "x"]).flat();
-    const res = await exchange(port, [postHead("/trickle", 8), ...parts]);
+  // Over 4 KiB, so read as a stream, and longer in all than the timeout: progress counts.
+  await withServer({ idleTimeoutMs: 1000 }, async ({ port }) => {
+    const parts = Array.from({ length: 10 }, () => [{ pauseMs: 150 }, "x".repeat(500)]).flat();
+    const res = await exchange(port, [postHead("/trickle", 5000), ...parts]);
     assert.equal(res.status, 200);
-    assert.equal(res.body, "xxxxxxxx");
+    assert.equal(res.body, "x".repeat(5000));
   });
+});
+
+Deno.test("BodyReader answers 408 to a small body that does not arrive whole within the idle timeout", async () => {
+  // Read whole by the runtime (at most 4 KiB declared): progress is not seen, only the end.
+  await withServer({ idleTimeoutMs: 1000 }, async ({ port, reader }) => {
+    const parts = Array.from({ length: 12 }, () => [{ pauseMs: 150 }, "x"]).flat();
+    const res = await exchange(port, [postHead("/trickle", 12), ...parts], { waitMs: 15_000 });
+    assert.equal(res.status, 408);
+    assert.equal(res.headers["connection"], "close");
+    assert.match(JSON.parse(res.body).detail, /did not arrive whole within 1 s/);
+    assert.equal(reader.inFlightBytes, 0);
+  });
+});
+
+Deno.test("BodyReader refuses a small body longer or shorter than its content-length (a Request built by hand)", async () => {
+  using reader = new BodyReader({ maxBytes: 1024, idleTimeoutMs: 1000, budgetBytes: 1024 });
+  const post = (body: string, length: number) =>
+    reader.read(
+      new Request("http://x/e", {
+        method: "POST",
+        body,
+        headers: { "content-length": String(length) },
+      }),
+      { instance: "/e", requestId: "t-3" },
+    );
+  const longer = await post("0123456789", 5);
+  assert.ok(longer instanceof Response);
+  assert.equal(longer.status, 400);
+  assert.match(JSON.parse(await longer.text()).detail, /longer than its content-length/);
+  const shorter = await post("01234", 10);
+  assert.ok(shorter instanceof Response);
+  assert.equal(shorter.status, 400);
+  assert.match(JSON.parse(await shorter.text()).detail, /ended before it was complete/);
+  assert.equal(await post("01234", 5), "01234");
+  assert.equal(reader.inFlightBytes, 0);
 });
 
 Deno.test("BodyReader times out a stream that never yields (no Deno.serve in between)", async () => {
