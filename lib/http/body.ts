@@ -8,7 +8,8 @@
  * read buffer to the same size, both zero-filled up front: a `content-length: 1000000` that
  * trickles a byte holds ~1–2 MiB until the client gives up, and nothing ever times it out
  * (bench/slow_bodies.ts). Here the runtime is handed a small buffer (BYOB reads) that grows
- * only as bytes arrive, and a stalled body is cancelled.
+ * only as bytes arrive, and a stalled body is cancelled. Only a body that declares at most
+ * {@link WHOLE_READ_BYTES} is read whole (`bytes()`): its declaration bounds that buffer.
  *
  * Refusals carry `connection: close`, but Deno.serve (2.9) gives a handler no way to close
  * its connection: after the answer it reads and discards the rest of the declared body, with
