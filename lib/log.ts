@@ -56,7 +56,10 @@ globalThis.addEventListener("unload", () => {
 
 function emit(level: Level, msg: string, fields?: Record<string, unknown>): void {
   if (ORDER[level] < threshold) return;
-  const line = format(level, msg, fields);
+  write(format(level, msg, fields), level);
+}
+
+function write(line: string, level: Level): void {
   if (sink) sink(line, level);
   else if (level === "error") err.append(line, true);
   else out.append(line, level === "lifecycle");
@@ -69,6 +72,16 @@ export const log = {
   error: (msg: string, fields?: Record<string, unknown>) => emit("error", msg, fields),
   /** Start, listen and stop lines: written whatever the level, tools wait for them. */
   lifecycle: (msg: string, fields?: Record<string, unknown>) => emit("lifecycle", msg, fields),
+  /**
+   * Writes `line`, already formatted as {@link format} would (`{"ts":…,"level":…,"msg":…,…}`),
+   * when `level` is on: for the request log, whose lines are put together from pieces cached
+   * per URL instead of serialized each time.
+   */
+  line(level: Exclude<Level, "lifecycle">, line: string): void {
+    if (ORDER[level] >= threshold) write(line, level);
+  },
+  /** The `ts` field's text for a line logged now. */
+  timestamp,
   /** Whether lines of `level` are written (build costly fields only when they are). */
   enabled(level: Level): boolean {
     return ORDER[level] >= threshold;

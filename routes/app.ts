@@ -134,7 +134,17 @@ export function buildApp(deps: AppDeps): OpenAPIHono<AppEnv> {
         ]),
         ms / 1000,
       );
-      if (logging) logRequest(req, r.route, res.status, ms, id);
+      if (logging) {
+        // The line logRequest() would write, from the pieces fixed per URL (request ids are
+        // [A-Za-z0-9._:-]: nothing to escape): ~4x cheaper than serializing it each time.
+        r.logHead ??= requestLogHead(req.method, r.route, req.url);
+        log.line(
+          "info",
+          `{"ts":"${log.timestamp()}"${r.logHead}${res.status},"ms":${
+            Math.round(ms * 100) / 100
+          },"request_id":"${id}"}`,
+        );
+      }
       return res;
     };
     if (!r.hostOk) return finish(badHost(r.path, id));
@@ -350,6 +360,13 @@ function notFoundOrNotAllowed(app: OpenAPIHono<AppEnv>, c: Context<AppEnv>): Res
   return problemResponse(problem(404, `No route for ${c.req.method} ${path}`, ctx));
 }
 
+/** What a request line holds between `ts` and `status`'s value, for {@link Resolved.logHead}. */
+function requestLogHead(method: string, route: string | null, url: string): string {
+  return `,"level":"info","msg":"request","method":${JSON.stringify(method)},"route":${
+    JSON.stringify(route)
+  },"path":${JSON.stringify(splitUrl(url)[0])},"status":`;
+}
+
 function logRequest(
   req: { method: string; url: string },
   route: string | null,
@@ -377,6 +394,8 @@ interface Resolved {
   access: Access | null;
   hostOk: boolean;
   byStatus: Record<number, HistogramSeries>;
+  /** The request log line's fixed middle (method, route, path), made at its first line. */
+  logHead?: string;
 }
 
 /** `host`, `host:port`, `[v6]:port`: nothing that could end the authority of a URL. */

@@ -181,6 +181,44 @@ Deno.test("a request log line is written per request with route, status, ms and 
   assert.equal(typeof line.ms, "number");
 });
 
+Deno.test("request log lines are the JSON the logger writes, field for field, whatever the path", async () => {
+  const { capturedLog } = await import("./_helpers.ts");
+  await using svc = await startService(embeddedSettings({ LOG_LEVEL: "INFO" }));
+  const { log } = await import("../lib/log.ts");
+  const paths = ["/live", "/live", '/nope/%22"\\ä\u2028?q=1', "/api/v1/config/a%2Fb"];
+  log.setLevel("info");
+  try {
+    for (const [i, p] of paths.entries()) {
+      await svc.app.request(p, { headers: { "x-request-id": `line-${i}` } });
+    }
+    await svc.app.request("/live", { method: "HEAD", headers: { "x-request-id": "line-head" } });
+  } finally {
+    log.setLevel("warn");
+  }
+  const lines = capturedLog.filter((l) => l.includes('"request_id":"line-'));
+  assert.equal(lines.length, paths.length + 1);
+  for (const l of lines) {
+    const o = JSON.parse(l);
+    // The order and the escaping JSON.stringify gives the same fields: the logger's format.
+    const again = JSON.stringify({
+      ts: o.ts,
+      level: "info",
+      msg: "request",
+      method: o.method,
+      route: o.route,
+      path: o.path,
+      status: o.status,
+      ms: o.ms,
+      request_id: o.request_id,
+    });
+    assert.equal(l, again);
+  }
+  const nope = JSON.parse(lines[2]);
+  assert.equal(nope.route, null);
+  assert.equal(nope.path, "/nope/%22%22/%C3%A4%E2%80%A8"); // as the URL parser left it
+  assert.equal(JSON.parse(lines[4]).method, "HEAD");
+});
+
 Deno.test("an actor call that times out answers 504 problem JSON, and a crashed actor 503", async () => {
   const settings = embeddedSettings();
   await using slow = new ActorClient<EchoCalls>({
