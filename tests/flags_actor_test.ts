@@ -5,10 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { FlagActor, flagsEntity } from "../actors/flags_actor.ts";
-import type { ActorContext } from "../actors/actor_host.ts";
 import type { FlagCalls } from "../actors/flags_protocol.ts";
-import { Mailbox } from "../actors/mailbox.ts";
-import type { ActorEvent, MessageOf } from "../actors/protocol.ts";
 import { openSqlite } from "../lib/backends/sqlite.ts";
 import { type FlagCache, NoFlagCache } from "../lib/flags/cache.ts";
 import { FlagSet } from "../lib/flags/engine.ts";
@@ -19,6 +16,7 @@ import { type FlagEvent, type Snapshot, SqliteFlagStore } from "../lib/flags/sto
 import { BackendUnavailableError, ValidationError } from "../lib/errors.ts";
 import type { Settings } from "../lib/settings.ts";
 import { embeddedSettings, tempDir, tempFile } from "./_helpers.ts";
+import { actorTestContext } from "./_actor.ts";
 
 const DEV = "development";
 
@@ -30,23 +28,7 @@ function doc(...flags: { name: string; enabled: boolean }[]) {
   };
 }
 
-/** An ActorContext whose `after` records instead of scheduling, over a real mailbox. */
-function testContext(settings: Settings) {
-  const abort = new AbortController();
-  const mailbox = new Mailbox();
-  const scheduled: { ms: number; msg: MessageOf<FlagCalls> }[] = [];
-  const emitted: ActorEvent[] = [];
-  const ctx: ActorContext<FlagCalls> = {
-    settings,
-    options: {},
-    signal: abort.signal,
-    emit: (e) => emitted.push(e),
-    after: (ms, msg) => scheduled.push({ ms, msg }),
-    defer: (fn) => Promise.resolve().then(fn),
-    exclusive: (key, fn) => mailbox.run(key, fn),
-  };
-  return { ctx, scheduled, emitted, abort: () => abort.abort() };
-}
+const testContext = (settings: Settings) => actorTestContext<FlagCalls>(settings);
 
 /** An event sink that records what it is sent, and fails while `failing` is set. */
 class RecordingSink implements FlagEventSink {

@@ -4,10 +4,8 @@
  * restart; one test checks that the worker routes messages through that mailbox.
  */
 import assert from "node:assert/strict";
-import type { ActorContext } from "../actors/actor_host.ts";
-import { Mailbox } from "../actors/mailbox.ts";
 import { BackendMonitor } from "../actors/monitor.ts";
-import type { ActorEvent, MessageOf } from "../actors/protocol.ts";
+import type { MessageOf } from "../actors/protocol.ts";
 import { entityOf, RegistryActor } from "../actors/registry_actor.ts";
 import type { RegistryCalls } from "../actors/registry_protocol.ts";
 import { RegistryClient } from "../actors/registry_client.ts";
@@ -24,6 +22,7 @@ import {
 import type { Settings } from "../lib/settings.ts";
 import { embeddedSettings, serverTest, sleep, startService, tempDir, waitFor } from "./_helpers.ts";
 import { tempDatabase } from "./_pg.ts";
+import { actorTestContext } from "./_actor.ts";
 
 type Msg = MessageOf<RegistryCalls>;
 
@@ -97,18 +96,8 @@ async function openActor(
   store: RegistryStore,
   backend: EmbeddedRegistry = new EmbeddedRegistry(),
 ) {
-  const mailbox = new Mailbox();
-  const events: ActorEvent[] = [];
-  const ctx: ActorContext<RegistryCalls> = {
-    settings,
-    options: {},
-    signal: new AbortController().signal,
-    emit: (e) => events.push(e),
-    // The sweep and the probes are run by hand here.
-    after: () => {},
-    defer: (fn) => Promise.resolve().then(fn),
-    exclusive: (key, fn) => mailbox.run(key, fn),
-  };
+  // The sweep and the probes are run by hand here: what the actor schedules is only recorded.
+  const { ctx, mailbox, events } = actorTestContext<RegistryCalls>(settings);
   const actor = new RegistryActor(ctx, { store, backend, monitor: new BackendMonitor([]) });
   await actor.start();
   const handle = (msg: Msg): Promise<unknown> => {

@@ -4,10 +4,7 @@
  * and health found by one is seen by the other. Actors without Workers; syncs run by hand.
  */
 import assert from "node:assert/strict";
-import type { ActorContext } from "../actors/actor_host.ts";
-import { Mailbox } from "../actors/mailbox.ts";
 import { BackendMonitor } from "../actors/monitor.ts";
-import type { ActorEvent } from "../actors/protocol.ts";
 import { instanceKey, RegistryActor } from "../actors/registry_actor.ts";
 import type { RegistryCalls } from "../actors/registry_protocol.ts";
 import { createPostgres } from "../lib/backends/postgres.ts";
@@ -16,21 +13,14 @@ import { EmbeddedRegistry } from "../lib/registry/backend.ts";
 import { guardedStore, PostgresRegistryStore } from "../lib/registry/store.ts";
 import { embeddedSettings, serverTest, sleep } from "./_helpers.ts";
 import { tempDatabase } from "./_pg.ts";
+import { actorTestContext } from "./_actor.ts";
 
 const SERVICE = "peers";
 
 async function replica(url: string, opts: { slowChangesMs?: number } = {}) {
-  const mailbox = new Mailbox();
-  const events: ActorEvent[] = [];
-  const ctx: ActorContext<RegistryCalls> = {
-    settings: embeddedSettings({ SERVICE_DEREGISTER_AFTER: "0" }),
-    options: {},
-    signal: new AbortController().signal,
-    emit: (e) => events.push(e),
-    after: () => {},
-    defer: (fn) => Promise.resolve().then(fn),
-    exclusive: (key, fn) => mailbox.run(key, fn),
-  };
+  const { ctx, mailbox, events } = actorTestContext<RegistryCalls>(
+    embeddedSettings({ SERVICE_DEREGISTER_AFTER: "0" }),
+  );
   const sql = createPostgres(url, { max: 2 });
   const guarded = guardedStore(new PostgresRegistryStore(sql), 2_000);
   const store = opts.slowChangesMs === undefined ? guarded : {
