@@ -192,11 +192,12 @@ Deno.test("request log lines are the JSON the logger writes, field for field, wh
       await svc.app.request(p, { headers: { "x-request-id": `line-${i}` } });
     }
     await svc.app.request("/live", { method: "HEAD", headers: { "x-request-id": "line-head" } });
+    await svc.app.request("/live", { method: "BREW", headers: { "x-request-id": "line-501" } });
   } finally {
     log.setLevel("warn");
   }
   const lines = capturedLog.filter((l) => l.includes('"request_id":"line-'));
-  assert.equal(lines.length, paths.length + 1);
+  assert.equal(lines.length, paths.length + 2);
   for (const l of lines) {
     const o = JSON.parse(l);
     // The order and the escaping JSON.stringify gives the same fields: the logger's format.
@@ -217,6 +218,7 @@ Deno.test("request log lines are the JSON the logger writes, field for field, wh
   assert.equal(nope.route, null);
   assert.equal(nope.path, "/nope/%22%22/%C3%A4%E2%80%A8"); // as the URL parser left it
   assert.equal(JSON.parse(lines[4]).method, "HEAD");
+  assert.deepEqual([JSON.parse(lines[5]).method, JSON.parse(lines[5]).status], ["BREW", 501]);
 });
 
 Deno.test("an actor call that times out answers 504 problem JSON, and a crashed actor 503", async () => {
